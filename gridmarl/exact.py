@@ -1,0 +1,189 @@
+"""Exact ground truth: every next state with its probability, and the reachable state set.
+
+These are what a learned simulator is measured against. They use the same :class:`GridCore` tables as the
+envs (moves, reward matrix, free cells), so there is one copy of the rules.
+
+States are compared in canonical form: coins of one colour are interchangeable, so each colour's coin cells
+are sorted (:func:`canonical`). Two outcomes that differ only in which coin of a colour went where are one
+outcome.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from gridmarl.config import N_ACTIONS, GridConfig, make_config
+from gridmarl.core import GridCore, State
+
+
+@lru_cache(maxsize=32)
+def _core(config: GridConfig) -> GridCore:
+    return GridCore(config)
+
+
+def _as_state(state: State | Mapping[str, Any]) -> State:
+    if isinstance(state, State):
+        out = state
+    elif isinstance(state, Mapping) and {"agents", "coins", "t"} <= set(state):
+        out = State(
+            np.asarray(state["agents"], dtype=np.int64).reshape(1, -1),
+            np.asarray(state["coins"], dtype=np.int64).reshape(1, -1),
+            np.asarray(state["t"], dtype=np.int64).reshape(1),
+        )
+    else:
+        raise TypeError("state must be a State or a snapshot dict with 'agents', 'coins' and 't'")
+    if out.batch_size != 1:
+        raise ValueError(f"state must hold one game, got a batch of {out.batch_size}")
+    return out
+
+
+def canonical(config: GridConfig, state: State) -> State:
+    """A copy of ``state`` with each colour's coin cells sorted, so equal games compare equal."""
+    k = config.coins_per_agent
+    coins = state.coins.reshape(state.batch_size, config.n_agents, k)
+    return State(state.agents.copy(), np.sort(coins, axis=2).reshape(state.batch_size, -1), state.t.copy())
+
+
+@dataclass
+class Outcomes:
+    """A distribution over next states.
+
+    Attributes:
+        states: batch of M distinct next states (canonical form).
+        probs: (M,) float64, summing to 1.
+        rewards: (M, n_agents) float32, every player's reward (the same in every row: rewards are decided
+            before coins respawn).
+    """
+
+    states: State
+    probs: np.ndarray
+    rewards: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+
+def transition_distribution(
+    config: GridConfig | Mapping[str, Any] | None,
+    state: State | Mapping[str, Any],
+    joint_action: Sequence[int] | np.ndarray,
+) -> Outcomes:
+    """Every possible next state of one game after ``joint_action``, with its probability and rewards.
+
+    Args:
+        config: the game (a :class:`GridConfig` or its keyword arguments).
+        state: one game, as a :class:`State` of batch 1 or a snapshot with ``agents``, ``coins``, ``t``.
+        joint_action: one action in 0..4 per player, in player order.
+    """
+    cfg = make_config(config)
+    core = _core(cfg)
+    s = _as_state(state)
+    joint = np.asarray(joint_action)
+    if joint.shape != (cfg.n_agents,) or not np.issubdtype(joint.dtype, np.integer):
+        raise ValueError(f"joint_action must be {cfg.n_agents} integers in 0..4, got {joint_action!r}")
+    if joint.min() < 0 or joint.max() >= N_ACTIONS:
+        raise ValueError(f"joint_action entries must lie in 0..{N_ACTIONS - 1}, got {joint_action!r}")
+
+    agents = core.move[s.agents[0], joint]
+    coins = s.coins[0]
+    on = coins[:, None] == agents[None, :]  # (C, A)
+    rewards = on.reshape(1, -1).astype(np.float32) @ core.reward_matrix  # (1, A)
+    picked = np.flatnonzero(on.any(axis=1))
+
+    # Expand the respawns in order (colour, index); each lands uniformly on a cell free at its turn.
+    branches: list[tuple[np.ndarray, float]] = [(coins.copy(), 1.0)]
+    for c in picked:
+        grown = []
+        for cs, p in branches:
+            taken = core.wall_mask.copy()
+            taken[agents] = True
+            taken[cs] = True
+            free = np.flatnonzero(~taken)
+            for cell in free:
+                nxt = cs.copy()
+                nxt[c] = cell
+                grown.append((nxt, p / len(free)))
+        branches = grown
+
+    k = cfg.coins_per_agent
+    merged: dict[tuple[int, ...], float] = {}
+    for cs, p in branches:
+        key = tuple(np.sort(cs.reshape(cfg.n_agents, k), axis=1).ravel().tolist())
+        merged[key] = merged.get(key, 0.0) + p
+    M = len(merged)
+    states = State(
+        np.tile(agents, (M, 1)),
+        np.array(list(merged), dtype=np.int64).reshape(M, -1),
+        np.full(M, s.t[0] + 1, dtype=np.int64),
+    )
+    return Outcomes(states, np.array(list(merged.values())), np.repeat(rewards, M, axis=0))
+
+
+def count_reachable_states(config: GridConfig | Mapping[str, Any] | None) -> int:
+    """Number of reachable states (ignoring t): agents anywhere off walls (sharing allowed), coins on distinct
+    free cells not under an agent, coins of one colour interchangeable."""
+    cfg = make_config(config)
+    F, A, k = cfg.n_free_cells, cfg.n_agents, cfg.coins_per_agent
+    total = 0
+    # Group agent placements by how many distinct cells they cover.
+    for d in range(1, min(A, F) + 1):
+        placements = math.comb(F, d) * _surjections(A, d)
+        coins = 1
+        left = F - d
+        for _ in range(A):
+            coins *= math.comb(left, k)
+            left -= k
+        total += placements * coins
+    return total
+
+
+def _surjections(n: int, k: int) -> int:
+    return sum((-1) ** j * math.comb(k, j) * (k - j) ** n for j in range(k + 1))
+
+
+def reachable_states(config: GridConfig | Mapping[str, Any] | None, max_states: int = 5_000_000) -> State:
+    """Every reachable state of a small game, canonical form, t = 0 (47,040 for the default game).
+
+    Reset puts agents on any distinct free cells, moves let them share cells, and a coin can lie on any free
+    cell not under an agent; so the reachable set is exactly those placements.
+
+    Raises:
+        ValueError: when the game has more than ``max_states`` reachable states.
+    """
+    cfg = make_config(config)
+    n = count_reachable_states(cfg)
+    if n > max_states:
+        raise ValueError(f"this game has {n:,} reachable states, more than max_states={max_states:,}")
+    core = _core(cfg)
+    free = core.free_cells.tolist()
+    k = cfg.coins_per_agent
+    agents_out, coins_out = [], []
+    for agents in itertools.product(free, repeat=cfg.n_agents):
+        open_cells = [c for c in free if c not in agents]
+        for coins in _coin_placements(open_cells, cfg.n_agents, k):
+            agents_out.append(agents)
+            coins_out.append(coins)
+    states = State(
+        np.array(agents_out, dtype=np.int64).reshape(-1, cfg.n_agents),
+        np.array(coins_out, dtype=np.int64).reshape(-1, cfg.n_coins),
+        np.zeros(len(agents_out), dtype=np.int64),
+    )
+    assert states.batch_size == n, (states.batch_size, n)
+    return states
+
+
+def _coin_placements(cells: list[int], colours: int, k: int):
+    if colours == 0:
+        yield ()
+        return
+    for group in itertools.combinations(cells, k):
+        rest = [c for c in cells if c not in group]
+        for tail in _coin_placements(rest, colours - 1, k):
+            yield group + tail

@@ -1,0 +1,126 @@
+"""``GridMARL-v0``: the game as a single-agent Gymnasium env, one ego player against scripted opponents."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from gridmarl.config import N_ACTIONS, ResetNeeded, check_action, make_config
+from gridmarl.ego import EgoGames
+from gridmarl.frames import RENDER_FPS, RENDER_MODES, FrameRenderer
+from gridmarl.opponents import DEFAULT_SWITCH_POOL, OpponentPolicy
+
+
+def observation_space(config) -> spaces.Box:
+    """Box of one player's observation: counts of other players go up to n_agents - 1, the rest to 1."""
+    return spaces.Box(0.0, float(max(1, config.n_agents - 1)), shape=config.obs_shape, dtype=np.float32)
+
+
+class GridMARLEnv(gym.Env):
+    """One ego player (``ego``, default player_0) in the coin game; the others follow ``opponent``.
+
+    Args:
+        render_mode: ``None``, ``"human"``, ``"rgb_array"`` or ``"ansi"``.
+        opponent: ``"random"`` (default), ``"greedy"``, ``"selfish"``, ``"stay"``, ``"switching"``, a
+            callable ``policy(obs) -> action`` on the opponent's own observation, or a list of these, one
+            per opponent in player order.
+        ego: index of the player this env controls.
+        switch_every, switch_pool: settings of ``switching`` opponents.
+        **game_kwargs: the game's arguments (``height``, ``width``, ``n_agents``, ``coins_per_agent``,
+            ``view_size``, ``max_steps``, ``layout``, ``reward_pick``, ``reward_stolen``).
+
+    ``step`` returns the ego's observation and reward; ``info`` holds ``opponent_actions`` (int64, player
+    order, ego skipped), ``rewards`` (every player's reward) and ``opponent_policies`` (names in use);
+    ``reset``'s info holds ``opponent_policies``. ``reset(options={"state": snapshot})`` starts from a
+    snapshot of :meth:`get_state`.
+    """
+
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        opponent: str | OpponentPolicy | Sequence[str | OpponentPolicy] = "random",
+        ego: int = 0,
+        switch_every: int = 10,
+        switch_pool: Sequence[str] = DEFAULT_SWITCH_POOL,
+        **game_kwargs: Any,
+    ) -> None:
+        self.config = make_config(**game_kwargs)
+        self.games = EgoGames(self.config, 1, ego, opponent, switch_every, switch_pool)
+        self.core = self.games.core
+        self.ego = self.games.ego
+        self.observation_space = observation_space(self.config)
+        self.action_space = spaces.Discrete(N_ACTIONS)
+        self._renderer = FrameRenderer(render_mode)
+        self.render_mode = render_mode
+        self._ego_action = np.zeros(1, dtype=np.int64)
+        self._needs_reset = True
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.games.reset(self.np_random)
+        if options and options.get("state") is not None:
+            self.games.restore(0, options["state"])
+        self._needs_reset = bool(self.core.truncated(self.games.state)[0])
+        if self.render_mode == "human":
+            self.render()
+        return self.games.observe()[0], {"opponent_policies": self.games.opponents.policy_names(0)}
+
+    def step(self, action):
+        if self._needs_reset:
+            raise ResetNeeded(
+                "the episode has ended (or never started): call reset() before step()"
+                if self.games.state is not None
+                else "call reset() before step()"
+            )
+        self._ego_action[0] = check_action(action)
+        rewards, opp = self.games.step(self._ego_action, self.np_random)
+        truncated = bool(self.core.truncated(self.games.state)[0])
+        self._needs_reset = truncated
+        info = {
+            "opponent_actions": opp[0],
+            "rewards": rewards[0],
+            "opponent_policies": self.games.opponents.policy_names(0),
+        }
+        if self.render_mode == "human":
+            self.render()
+        return self.games.observe()[0], float(rewards[0, self.ego]), False, truncated, info
+
+    def get_state(self) -> dict[str, Any]:
+        """A snapshot of everything that decides the future except the generator."""
+        if self.games.state is None:
+            raise ResetNeeded("call reset() before get_state()")
+        return self.games.snapshot(0)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`get_state` snapshot; the generator goes on where it was."""
+        if self.games.state is None:
+            raise ResetNeeded("call reset() before set_state()")
+        self.games.restore(0, state)
+        self._needs_reset = bool(self.core.truncated(self.games.state)[0])
+
+    def state(self) -> np.ndarray:
+        """Global state (2 * n_agents + 1, H, W) float32."""
+        if self.games.state is None:
+            raise ResetNeeded("call reset() before state()")
+        return self.core.global_state(self.games.state)[0]
+
+    def action_probs(self) -> np.ndarray:
+        """The scripted opponents' current action distributions, (n_agents - 1, 5); NaN for callables."""
+        return self.games.opponents.action_probs(self.games.state)[0]
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode= to gym.make")
+            return None
+        if self.games.state is None:
+            raise ResetNeeded("call reset() before render()")
+        return self._renderer.render(self.core, self.games.state, 0, highlight=self.ego)
+
+    def close(self) -> None:
+        self._renderer.close()
