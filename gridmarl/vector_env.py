@@ -83,15 +83,23 @@ class GridMARLVectorEnv(VectorEnv):
         if not self._started:
             raise ResetNeeded("call reset() before step()")
         actions = check_action_array(actions, (self.num_envs,))
-        rewards, opp = self.games.step(actions, self.np_random)
-        stepped = self._all_true
-        if self._autoreset.any():
-            # Games that ended on the last step start again now; what this step did to them is discarded.
-            rows = np.flatnonzero(self._autoreset)
-            self.games.reset(self.np_random, rows)
-            rewards[rows] = 0.0
-            opp[rows] = 0
-            stepped = ~self._autoreset
+        if self._autoreset.all():
+            # Every game ended on the last step (the usual case: episodes have one length). Reset without
+            # stepping, which draws exactly what the single env's reset() draws.
+            self.games.reset(self.np_random)
+            rewards = np.zeros((self.num_envs, self.config.n_agents), dtype=np.float32)
+            opp = np.zeros((self.num_envs, self.games.opponents.n_opponents), dtype=np.int64)
+            stepped = np.zeros(self.num_envs, dtype=bool)
+        else:
+            rewards, opp = self.games.step(actions, self.np_random)
+            stepped = self._all_true
+            if self._autoreset.any():
+                # Games that ended on the last step start again; what this step did to them is discarded.
+                rows = np.flatnonzero(self._autoreset)
+                self.games.reset(self.np_random, rows)
+                rewards[rows] = 0.0
+                opp[rows] = 0
+                stepped = ~self._autoreset
         truncated = self.core.truncated(self.games.state)
         self._autoreset = truncated.copy()
         ego_rewards = rewards[:, self.ego].copy()

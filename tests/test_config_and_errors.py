@@ -1,0 +1,123 @@
+"""Bad input gets a clear error that names the argument, the value and what is allowed."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import gridmarl
+from gridmarl import make_config
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"n_agents": 1}, ValueError, r"n_agents must be an integer >= 2, got 1"),
+        ({"coins_per_agent": 0}, ValueError, r"coins_per_agent .* >= 1, got 0"),
+        ({"height": 2, "width": 2, "coins_per_agent": 2}, ValueError, r"too few free cells: 4 .*\(need >= 6\)"),
+        ({"layout": "##.\n.#."}, ValueError, r"too few free cells: 3 non-wall cells .*\(need >= 4\)"),
+        ({"view_size": 4}, ValueError, r"view_size must be odd and >= 3 .* got 4"),
+        ({"view_size": 1}, ValueError, r"view_size must be an integer >= 3"),
+        ({"view_size": 3.0}, TypeError, r"view_size must be an integer"),
+        ({"max_steps": 0}, ValueError, r"max_steps must be an integer >= 1, got 0"),
+        ({"height": "4"}, TypeError, r"height must be an integer >= 1, got '4'"),
+        ({"layout": "..\n.x"}, ValueError, r"only '#' \(wall\) and '\.' \(floor\); row 1 col 1 is 'x'"),
+        ({"layout": "...\n.."}, ValueError, r"same width: row 0 has 3 cells, row 1 has 2"),
+        ({"layout": "....\n....", "height": 3}, ValueError, r"height=3 disagrees with the layout"),
+        ({"walls": [(9, 9)]}, ValueError, r"wall \(9, 9\) lies outside the 4x4 grid"),
+        ({"colour": 3}, TypeError, r"unknown game argument\(s\) \['colour'\]; allowed"),
+        ({"reward_pick": "1"}, TypeError, r"reward_pick must be a number"),
+        ({"max_cycles": 5, "max_steps": 6}, ValueError, r"max_cycles=5 and max_steps=6 disagree"),
+    ],
+)
+def test_impossible_configs(kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        make_config(**kwargs)
+    with pytest.raises(error, match=pattern):
+        gridmarl.parallel_env(**kwargs)
+
+
+def test_layout_sets_size_and_walls():
+    cfg = make_config(layout="""
+        ..#.
+        ....
+        #...
+    """)
+    assert (cfg.height, cfg.width, cfg.walls) == (3, 4, ((0, 2), (2, 0)))
+    assert cfg.layout == "..#.\n....\n#..."
+    assert make_config(max_cycles=7).max_steps == 7
+    with pytest.raises(Exception, match="frozen|cannot assign"):
+        cfg.height = 5
+
+
+@pytest.mark.parametrize(
+    ("opponent", "pattern"),
+    [
+        ("smart", r"unknown opponent 'smart'; allowed: \['random', 'greedy', 'selfish', 'stay', 'switching'\]"),
+        (["greedy", "random"], r"opponent list has 2 entries, but there are 1 opponents"),
+        (3, r"opponent 3 is neither a policy name"),
+    ],
+)
+def test_unknown_opponents(opponent, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        gym.make("GridMARL-v0", opponent=opponent)
+
+
+def test_bad_switching_settings():
+    with pytest.raises(ValueError, match="switch_every must be an integer >= 1, got 0"):
+        gym.make("GridMARL-v0", opponent="switching", switch_every=0)
+    with pytest.raises(ValueError, match=r"switch_pool entry 'smart' is not one of"):
+        gym.make("GridMARL-v0", opponent="switching", switch_pool=("greedy", "smart"))
+    with pytest.raises(ValueError, match="at least 2 distinct"):
+        gym.make("GridMARL-v0", opponent="switching", switch_pool=("greedy",))
+
+
+BAD_ACTIONS = [
+    (1.0, TypeError, r"must be an integer in 0\.\.4 .*got 1\.0 of type float"),
+    ("up", TypeError, r"got 'up' of type str"),
+    (True, TypeError, r"got True of type bool"),
+    (np.float32(2), TypeError, r"of type float32"),
+    (5, ValueError, r"must be an integer in 0\.\.4, got 5"),
+    (-1, ValueError, r"got -1"),
+]
+
+
+@pytest.mark.parametrize(("action", "error", "pattern"), BAD_ACTIONS)
+def test_bad_actions_everywhere(action, error, pattern):
+    env = gym.make("GridMARL-v0")
+    env.reset(seed=0)
+    with pytest.raises(error, match=pattern):
+        env.step(action)
+    par = gridmarl.parallel_env()
+    par.reset(seed=0)
+    with pytest.raises(error, match=r"actions\['player_1'\] .*" + pattern):
+        par.step({"player_0": 0, "player_1": action})
+    aec = gridmarl.env()
+    aec.reset(seed=0)
+    with pytest.raises(error, match="action of player_0 .*" + pattern):
+        aec.step(action)
+
+
+@pytest.mark.parametrize("action", [np.int64(3), np.int8(0), np.array(2), 4])
+def test_integer_kinds_accepted(action):
+    env = gym.make("GridMARL-v0")
+    env.reset(seed=0)
+    env.step(action)
+    par = gridmarl.parallel_env()
+    par.reset(seed=0)
+    par.step({"player_0": action, "player_1": action})
+
+
+def test_missing_and_unknown_agents():
+    par = gridmarl.parallel_env(n_agents=3, height=5, width=5)
+    par.reset(seed=0)
+    with pytest.raises(ValueError, match=r"missing: \['player_2'\], unknown: \[\]"):
+        par.step({"player_0": 0, "player_1": 0})
+    with pytest.raises(ValueError, match=r"unknown: \['player_7'\]"):
+        par.step({"player_0": 0, "player_1": 0, "player_2": 0, "player_7": 0})
+    with pytest.raises(TypeError, match="dict"):
+        par.step([0, 0, 0])
+
+
+def test_render_mode_checked():
+    with pytest.raises(ValueError, match=r"render_mode must be None or one of \['human', 'rgb_array', 'ansi'\]"):
+        gridmarl.parallel_env(render_mode="video")
