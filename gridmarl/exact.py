@@ -126,10 +126,21 @@ def transition_distribution(
     return Outcomes(states, np.array(list(merged.values())), np.repeat(rewards, M, axis=0))
 
 
-def count_reachable_states(config: GridConfig | Mapping[str, Any] | None) -> int:
-    """Number of reachable states (ignoring t): agents anywhere off walls (sharing allowed), coins on distinct
-    free cells not under an agent, coins of one colour interchangeable."""
+def count_reachable_states(config: GridConfig | Mapping[str, Any] | None, max_states: int = 5_000_000) -> int:
+    """Number of reachable states (t ignored; coins of one colour interchangeable).
+
+    On a grid without walls this is a closed formula: agents anywhere (sharing allowed), coins on distinct
+    cells not under an agent. With walls, pockets can make some of those placements unreachable (two agents
+    can never share a cell nobody can enter), so the states are found by search (see
+    :func:`reachable_states`).
+    """
     cfg = make_config(config)
+    if cfg.walls:
+        return reachable_states(cfg, max_states).batch_size
+    return _count_placements(cfg)
+
+
+def _count_placements(cfg: GridConfig) -> int:
     F, A, k = cfg.n_free_cells, cfg.n_agents, cfg.coins_per_agent
     total = 0
     # Group agent placements by how many distinct cells they cover.
@@ -151,32 +162,54 @@ def _surjections(n: int, k: int) -> int:
 def reachable_states(config: GridConfig | Mapping[str, Any] | None, max_states: int = 5_000_000) -> State:
     """Every reachable state of a small game, canonical form, t = 0 (47,040 for the default game).
 
-    Reset puts agents on any distinct free cells, moves let them share cells, and a coin can lie on any free
-    cell not under an agent; so the reachable set is exactly those placements.
+    Without walls, reset puts agents on any distinct cells, moves let them share any cell, and a coin can lie
+    on any cell not under an agent, so the reachable set is exactly those placements and is enumerated
+    directly. With walls it is the closure of every reset state under every joint action, by breadth-first
+    search over :func:`transition_distribution`.
 
     Raises:
-        ValueError: when the game has more than ``max_states`` reachable states.
+        ValueError: when the game has (or, with walls, may have) more than ``max_states`` reachable states.
     """
     cfg = make_config(config)
-    n = count_reachable_states(cfg)
+    n = _count_placements(cfg)  # an upper bound with walls
     if n > max_states:
-        raise ValueError(f"this game has {n:,} reachable states, more than max_states={max_states:,}")
-    core = _core(cfg)
-    free = core.free_cells.tolist()
-    k = cfg.coins_per_agent
-    agents_out, coins_out = [], []
+        raise ValueError(f"this game has up to {n:,} reachable states, more than max_states={max_states:,}")
+    free = _core(cfg).free_cells.tolist()
+    keys = []
     for agents in itertools.product(free, repeat=cfg.n_agents):
+        if cfg.walls and len(set(agents)) < cfg.n_agents:
+            continue  # with walls, start from the reset states (distinct agents) and search
         open_cells = [c for c in free if c not in agents]
-        for coins in _coin_placements(open_cells, cfg.n_agents, k):
-            agents_out.append(agents)
-            coins_out.append(coins)
+        keys.extend(
+            (agents, coins) for coins in _coin_placements(open_cells, cfg.n_agents, cfg.coins_per_agent)
+        )
+    if cfg.walls:
+        keys = _closure(cfg, keys)
     states = State(
-        np.array(agents_out, dtype=np.int64).reshape(-1, cfg.n_agents),
-        np.array(coins_out, dtype=np.int64).reshape(-1, cfg.n_coins),
-        np.zeros(len(agents_out), dtype=np.int64),
+        np.array([a for a, _ in keys], dtype=np.int64).reshape(-1, cfg.n_agents),
+        np.array([c for _, c in keys], dtype=np.int64).reshape(-1, cfg.n_coins),
+        np.zeros(len(keys), dtype=np.int64),
     )
-    assert states.batch_size == n, (states.batch_size, n)
     return states
+
+
+def _closure(cfg: GridConfig, starts: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> list:
+    """All (agents, coins) keys reachable from ``starts`` under every joint action, in discovery order."""
+    seen = dict.fromkeys(starts)
+    frontier = list(seen)
+    joints = list(itertools.product(range(N_ACTIONS), repeat=cfg.n_agents))
+    while frontier:
+        grown = []
+        for agents, coins in frontier:
+            state = {"agents": agents, "coins": coins, "t": 0}
+            for joint in joints:
+                out = transition_distribution(cfg, state, joint).states
+                for a, c in zip(map(tuple, out.agents.tolist()), map(tuple, out.coins.tolist()), strict=True):
+                    if (a, c) not in seen:
+                        seen[(a, c)] = None
+                        grown.append((a, c))
+        frontier = grown
+    return list(seen)
 
 
 def _coin_placements(cells: list[int], colours: int, k: int):

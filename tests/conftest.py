@@ -3,9 +3,9 @@ import os
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
-import pytest  # noqa: E402
+import pytest
 
-from gridmarl.config import PRESETS  # noqa: E402
+from gridmarl.config import PRESETS
 
 #: The configs every env test runs on: the default game, partial view, a non-square walled map with
 #: 3 players and 2 coins each, and 8x8 with 4 players in partial view.

@@ -9,7 +9,8 @@ A picture is one line per grid row. Cells are separated by spaces, and each cell
   of colour 0, ``b`` of colour 1, ...), e.g. ``0a`` (player_0 on its own coin), ``12`` (two players), ``b``.
 
 A row written without spaces is read one character per cell (``0.a#``), which is handy when no cell holds
-more than one thing. ``n_agents`` is the highest digit + 1 and ``coins_per_agent`` the number of coins of
+more than one thing. Rule tables put two pictures side by side, ``before | after``, split by
+:func:`split_pair`. ``n_agents`` is the highest digit + 1 and ``coins_per_agent`` the number of coins of
 each colour (every colour must have the same number). Coins of one colour are stored in reading order, which
 is also the order in which they respawn.
 
@@ -95,6 +96,14 @@ def parse_picture(picture: str, t: int = 0, **config_kwargs: Any) -> tuple[GridC
     return cfg, state
 
 
+def split_pair(pair: str) -> tuple[str, str]:
+    """Split a side-by-side picture ``before | after`` (one ``|`` per row) into its two pictures."""
+    rows = [line.split("|") for line in pair.strip("\n").splitlines() if line.strip()]
+    if any(len(parts) != 2 for parts in rows):
+        raise ValueError(f"every row of a before | after picture needs exactly one '|': {pair!r}")
+    return "\n".join(b for b, _ in rows), "\n".join(a for _, a in rows)
+
+
 def draw_picture(cfg: GridConfig, state: State, row: int = 0) -> str:
     """Game ``row`` of ``state`` as a spaced picture (the inverse of :func:`parse_picture`)."""
     tokens = [""] * (cfg.height * cfg.width)
@@ -139,9 +148,10 @@ def random_states(cfg: GridConfig, rng: np.random.Generator, n: int) -> State:
     agents = np.empty((n, cfg.n_agents), dtype=np.int64)
     coins = np.empty((n, cfg.n_coins), dtype=np.int64)
     for b in range(n):
-        # Bias toward shared cells now and then, since uniform draws rarely stack agents on big grids.
+        # Uniform with replacement, but now and then from a small pool, since uniform draws rarely stack
+        # agents on big grids.
         pool = rng.choice(free, size=rng.integers(1, cfg.n_agents + 1), replace=False)
-        agents[b] = rng.choice(pool, size=cfg.n_agents)
+        agents[b] = rng.choice(pool if rng.random() < 0.3 else free, size=cfg.n_agents)
         open_cells = [c for c in free if c not in set(agents[b].tolist())]
         coins[b] = rng.choice(open_cells, size=cfg.n_coins, replace=False)
     return State(agents, coins, rng.integers(0, cfg.max_steps, size=n))
@@ -170,7 +180,9 @@ def ref_rewards(cfg: GridConfig, moved_agents: Sequence[int], coins: Sequence[in
     return rewards
 
 
-def ref_observation(cfg: GridConfig, agents: Sequence[int], coins: Sequence[int], observer: int) -> np.ndarray:
+def ref_observation(
+    cfg: GridConfig, agents: Sequence[int], coins: Sequence[int], observer: int
+) -> np.ndarray:
     """The 5-channel observation of ``observer``, full or partial view, built cell by cell."""
     if cfg.view_size is None:
         h, w, top, left = cfg.height, cfg.width, 0, 0

@@ -13,7 +13,11 @@ from gridmarl import make_config
     [
         ({"n_agents": 1}, ValueError, r"n_agents must be an integer >= 2, got 1"),
         ({"coins_per_agent": 0}, ValueError, r"coins_per_agent .* >= 1, got 0"),
-        ({"height": 2, "width": 2, "coins_per_agent": 2}, ValueError, r"too few free cells: 4 .*\(need >= 6\)"),
+        (
+            {"height": 2, "width": 2, "coins_per_agent": 2},
+            ValueError,
+            r"too few free cells: 4 .*\(need >= 6\)",
+        ),
         ({"layout": "##.\n.#."}, ValueError, r"too few free cells: 3 non-wall cells .*\(need >= 4\)"),
         ({"view_size": 4}, ValueError, r"view_size must be odd and >= 3 .* got 4"),
         ({"view_size": 1}, ValueError, r"view_size must be an integer >= 3"),
@@ -37,22 +41,27 @@ def test_impossible_configs(kwargs, error, pattern):
 
 
 def test_layout_sets_size_and_walls():
-    cfg = make_config(layout="""
+    cfg = make_config(
+        layout="""
         ..#.
         ....
         #...
-    """)
+    """
+    )
     assert (cfg.height, cfg.width, cfg.walls) == (3, 4, ((0, 2), (2, 0)))
     assert cfg.layout == "..#.\n....\n#..."
     assert make_config(max_cycles=7).max_steps == 7
-    with pytest.raises(Exception, match="frozen|cannot assign"):
+    with pytest.raises(Exception, match=r"frozen|cannot assign"):
         cfg.height = 5
 
 
 @pytest.mark.parametrize(
     ("opponent", "pattern"),
     [
-        ("smart", r"unknown opponent 'smart'; allowed: \['random', 'greedy', 'selfish', 'stay', 'switching'\]"),
+        (
+            "smart",
+            r"unknown opponent 'smart'; allowed: \['random', 'greedy', 'selfish', 'stay', 'switching'\]",
+        ),
         (["greedy", "random"], r"opponent list has 2 entries, but there are 1 opponents"),
         (3, r"opponent 3 is neither a policy name"),
     ],
@@ -119,5 +128,7 @@ def test_missing_and_unknown_agents():
 
 
 def test_render_mode_checked():
-    with pytest.raises(ValueError, match=r"render_mode must be None or one of \['human', 'rgb_array', 'ansi'\]"):
+    with pytest.raises(
+        ValueError, match=r"render_mode must be None or one of \['human', 'rgb_array', 'ansi'\]"
+    ):
         gridmarl.parallel_env(render_mode="video")

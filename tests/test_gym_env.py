@@ -20,7 +20,12 @@ def test_check_env(preset, opponent):
 def test_registered_variants_have_their_config():
     assert gym.make("GridMARL-v0").unwrapped.config == gridmarl.make_config()
     cfg = gym.make("GridMARL-Walls3P-v0").unwrapped.config
-    assert (cfg.n_agents, cfg.coins_per_agent, cfg.height != cfg.width, len(cfg.walls) > 0) == (3, 2, True, True)
+    assert (cfg.n_agents, cfg.coins_per_agent, cfg.height != cfg.width, len(cfg.walls) > 0) == (
+        3,
+        2,
+        True,
+        True,
+    )
     cfg = gym.make("GridMARL-8x8-4P-Partial-v0").unwrapped.config
     assert (cfg.height, cfg.width, cfg.n_agents, cfg.view_size) == (8, 8, 4, 3)
     assert gym.make("GridMARL-v0", height=5, width=7).observation_space.shape == (5, 5, 7)

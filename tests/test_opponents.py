@@ -75,9 +75,7 @@ def test_greedy_ties_are_uniform_and_sampled():
     env = gym.make("GridMARL-v0", opponent="greedy").unwrapped
     env.reset(seed=0)
     snap = {"agents": np.array([0, 9]), "coins": np.array([15, 6]), "t": 0}
-    np.testing.assert_allclose(
-        (env.set_state(snap), env.action_probs())[1][0], [0, 0.5, 0, 0, 0.5]
-    )
+    np.testing.assert_allclose((env.set_state(snap), env.action_probs())[1][0], [0, 0.5, 0, 0, 0.5])
     counts = np.zeros(5)
     for _ in range(400):
         env.set_state(snap)

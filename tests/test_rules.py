@@ -1,7 +1,7 @@
 """The rules of the coin game (DESIGN.md section 2), checked on ``gridmarl.core.GridCore``.
 
-Most cases are pictures (see ``tests/helpers.py`` for the notation): a state before, the joint action, the
-state after and every player's reward. Respawns in the pictures use ``u = 0``: the core places a respawned
+Most cases are pictures side by side, ``before | after`` (see ``tests/helpers.py`` for the notation), with
+the joint action and every player's reward. Respawns in the pictures use ``u = 0``: the core places a respawned
 coin on the free cell of rank ``floor(u * F)`` in increasing cell order, so ``u = 0`` means "the first cell
 in reading order with no wall, agent or coin", which makes the "after" pictures exact. Separate tests check
 that, over all ``u``, a respawn reaches exactly the allowed cells and each with the same probability.
@@ -12,7 +12,7 @@ The last part runs random games (hypothesis) and checks every step against loop-
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,11 +29,12 @@ from helpers import (
     ref_rewards,
     relabel_picture,
     repeat_state,
+    split_pair,
 )
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gridmarl.config import make_config
+from gridmarl.config import ACTION_NAMES, make_config
 from gridmarl.core import GridCore, State
 
 STAY, UP, DOWN, LEFT, RIGHT = range(5)
@@ -41,11 +42,20 @@ STAY, UP, DOWN, LEFT, RIGHT = range(5)
 
 @dataclass(frozen=True)
 class Case:
-    before: str
+    """One step from a ``before | after`` picture under ``actions``; ``rewards`` None means all zero."""
+
+    pair: str
     actions: tuple[int, ...]
-    after: str
-    rewards: tuple[float, ...] | None = None  # None: every reward is 0
+    rewards: tuple[float, ...] | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def before(self) -> str:
+        return split_pair(self.pair)[0]
+
+    @property
+    def after(self) -> str:
+        return split_pair(self.pair)[1]
 
 
 def run_case(case: Case, u: float = 0.0) -> tuple[Any, State, np.ndarray, np.ndarray]:
@@ -60,82 +70,244 @@ def check_case(case: Case) -> None:
     cfg, state, rewards, _ = run_case(case)
     assert draw_picture(cfg, state) == normalise_picture(case.after)
     expected = case.rewards if case.rewards is not None else (0.0,) * cfg.n_agents
-    np.testing.assert_array_equal(rewards, np.array(expected, dtype=np.float32))
     assert rewards.dtype == np.float32
+    np.testing.assert_array_equal(rewards, np.array(expected, dtype=np.float32))
     assert state.t.tolist() == [1]
 
 
 # ---------------------------------------------------------------------------------------------- moves
-# A non-square 3x4 grid; player_1 stays in the bottom-right corner while player_0 tries every action.
-MOVE_BEFORE = """
-. . . a
-. 0 . .
-b . . 1
-"""
+# A non-square 3x4 grid; player_0 tries every action.
 MOVE_CASES = [
-    pytest.param(Case(MOVE_BEFORE, (STAY, STAY), MOVE_BEFORE), id="stay"),
-    pytest.param(Case(MOVE_BEFORE, (UP, STAY), ". 0 . a \n . . . . \n b . . 1"), id="up-is-row-minus-1"),
-    pytest.param(Case(MOVE_BEFORE, (DOWN, STAY), ". . . a \n . . . . \n b 0 . 1"), id="down-is-row-plus-1"),
-    pytest.param(Case(MOVE_BEFORE, (LEFT, STAY), ". . . a \n 0 . . . \n b . . 1"), id="left-is-col-minus-1"),
-    pytest.param(Case(MOVE_BEFORE, (RIGHT, STAY), ". . . a \n . . 0 . \n b . . 1"), id="right-is-col-plus-1"),
-    pytest.param(Case(MOVE_BEFORE, (UP, LEFT), ". 0 . a \n . . . . \n b . 1 ."), id="both-move-at-once"),
-]
-
-# Four players in the corners of a 3x5 grid all take the same action: two of them are pushed against an
-# edge and stay, the other two move. Covers every edge, every corner and no wrap-around.
-CORNERS = """
-0 . a . 1
-. b . c .
-2 . d . 3
-"""
-EDGE_CASES = [
-    pytest.param(Case(CORNERS, (UP,) * 4, "0 . a . 1 \n 2 b . c 3 \n . . d . ."), id="all-up"),
-    pytest.param(Case(CORNERS, (DOWN,) * 4, ". . a . . \n 0 b . c 1 \n 2 . d . 3"), id="all-down"),
-    pytest.param(Case(CORNERS, (LEFT,) * 4, "0 . a 1 . \n . b . c . \n 2 . d 3 ."), id="all-left"),
-    pytest.param(Case(CORNERS, (RIGHT,) * 4, ". 0 a . 1 \n . b . c . \n . 2 d . 3"), id="all-right"),
     pytest.param(
-        Case(". 0 . a \n . . . . \n b . 1 .", (UP, DOWN), ". 0 . a \n . . . . \n b . 1 ."),
-        id="off-top-and-bottom",
+        Case(
+            """
+            . . . a  |  . . . a
+            . 0 . .  |  . 0 . .
+            b . . 1  |  b . . 1
+            """,
+            (STAY, STAY),
+        ),
+        id="stay",
     ),
     pytest.param(
-        Case(". . . a \n 0 . . 1 \n b . . .", (LEFT, RIGHT), ". . . a \n 0 . . 1 \n b . . ."),
+        Case(
+            """
+            . . . a  |  . 0 . a
+            . 0 . .  |  . . . .
+            b . . 1  |  b . . 1
+            """,
+            (UP, STAY),
+        ),
+        id="up-is-row-minus-1",
+    ),
+    pytest.param(
+        Case(
+            """
+            . . . a  |  . . . a
+            . 0 . .  |  . . . .
+            b . . 1  |  b 0 . 1
+            """,
+            (DOWN, STAY),
+        ),
+        id="down-is-row-plus-1",
+    ),
+    pytest.param(
+        Case(
+            """
+            . . . a  |  . . . a
+            . 0 . .  |  0 . . .
+            b . . 1  |  b . . 1
+            """,
+            (LEFT, STAY),
+        ),
+        id="left-is-col-minus-1",
+    ),
+    pytest.param(
+        Case(
+            """
+            . . . a  |  . . . a
+            . 0 . .  |  . . 0 .
+            b . . 1  |  b . . 1
+            """,
+            (RIGHT, STAY),
+        ),
+        id="right-is-col-plus-1",
+    ),
+    pytest.param(
+        Case(
+            """
+            . . . a  |  . 0 . a
+            . 0 . .  |  . . . .
+            b . . 1  |  b . 1 .
+            """,
+            (UP, LEFT),
+        ),
+        id="both-move-at-once",
+    ),
+]
+
+# Four players in the corners of a 3x5 grid all take the same action: two are pushed against an edge and
+# stay, the other two move. Together the four cases cover every edge and corner, and no wrap-around.
+EDGE_CASES = [
+    pytest.param(
+        Case(
+            """
+            0 . a . 1  |  0 . a . 1
+            . b . c .  |  2 b . c 3
+            2 . d . 3  |  . . d . .
+            """,
+            (UP,) * 4,
+        ),
+        id="all-up",
+    ),
+    pytest.param(
+        Case(
+            """
+            0 . a . 1  |  . . a . .
+            . b . c .  |  0 b . c 1
+            2 . d . 3  |  2 . d . 3
+            """,
+            (DOWN,) * 4,
+        ),
+        id="all-down",
+    ),
+    pytest.param(
+        Case(
+            """
+            0 . a . 1  |  0 . a 1 .
+            . b . c .  |  . b . c .
+            2 . d . 3  |  2 . d 3 .
+            """,
+            (LEFT,) * 4,
+        ),
+        id="all-left",
+    ),
+    pytest.param(
+        Case(
+            """
+            0 . a . 1  |  . 0 a . 1
+            . b . c .  |  . b . c .
+            2 . d . 3  |  . 2 d . 3
+            """,
+            (RIGHT,) * 4,
+        ),
+        id="all-right",
+    ),
+    pytest.param(
+        Case(
+            """
+            . . . a  |  . . . a
+            0 . . 1  |  0 . . 1
+            b . . .  |  b . . .
+            """,
+            (LEFT, RIGHT),
+        ),
         id="off-left-and-right-no-wrap",
     ),
 ]
 
-# player_0 is boxed in by walls; player_1 sits in a corner with a wall on two sides and the edge on two.
+# player_0 is boxed in by walls; player_1 sits in a corner between two walls and two edges.
 BOXED = """
-a # b
-# 0 #
-1 # .
+    a # b  |  a # b
+    # 0 #  |  # 0 #
+    1 # .  |  1 # .
 """
 WALL_CASES = [
-    pytest.param(Case(BOXED, (a, a), BOXED), id=f"boxed-{name}")
-    for a, name in [(UP, "up"), (DOWN, "down"), (LEFT, "left"), (RIGHT, "right")]
-] + [
+    *(
+        pytest.param(Case(BOXED, (a, a)), id=f"boxed-{name}")
+        for a, name in zip(range(1, 5), ACTION_NAMES[1:])
+    ),
     pytest.param(
-        Case(". # . a \n 0 # 1 . \n b . . .", (RIGHT, LEFT), ". # . a \n 0 # 1 . \n b . . ."),
+        Case(
+            """
+            . # . a  |  . # . a
+            0 # 1 .  |  0 # 1 .
+            b . . .  |  b . . .
+            """,
+            (RIGHT, LEFT),
+        ),
         id="into-a-wall-from-both-sides",
     ),
     pytest.param(
-        Case(". # . a \n 0 # 1 . \n b . . .", (UP, UP), "0 # 1 a \n . # . . \n b . . ."),
+        Case(
+            """
+            . # . a  |  0 # 1 a
+            0 # 1 .  |  . # . .
+            b . . .  |  b . . .
+            """,
+            (UP, UP),
+        ),
         id="along-a-wall",
     ),
 ]
 
-# Agents never block each other.
+# Agents never block each other: several may share a cell.
 SHARE_CASES = [
-    pytest.param(Case("0 . 1 \n . . . \n a . b", (RIGHT, LEFT), ". 01 . \n . . . \n a . b"), id="meet-on-empty"),
-    pytest.param(Case("0 1 . \n . . . \n a . b", (RIGHT, LEFT), "1 0 . \n . . . \n a . b"), id="swap-places"),
-    pytest.param(Case("0 1 . \n . . . \n a . b", (RIGHT, STAY), ". 01 . \n . . . \n a . b"), id="onto-a-stayer"),
     pytest.param(
-        Case(". . . \n . 012 . \n a b c", (UP, LEFT, RIGHT), ". 0 . \n 1 . 2 \n a b c"), id="three-split-up"
+        Case(
+            """
+            0 . 1  |  . 01 .
+            . . .  |  . .  .
+            a . b  |  a .  b
+            """,
+            (RIGHT, LEFT),
+        ),
+        id="meet-on-an-empty-cell",
     ),
     pytest.param(
-        Case(". 0 . \n 1 . 2 \n a b c", (DOWN, RIGHT, LEFT), ". . . \n . 012 . \n a b c"), id="three-meet"
+        Case(
+            """
+            0 1 .  |  1 0 .
+            . . .  |  . . .
+            a . b  |  a . b
+            """,
+            (RIGHT, LEFT),
+        ),
+        id="swap-places",
     ),
     pytest.param(
-        Case(". . . \n . 012 . \n a b c", (STAY, STAY, STAY), ". . . \n . 012 . \n a b c"), id="three-stay-shared"
+        Case(
+            """
+            0 1 .  |  . 01 .
+            . . .  |  . .  .
+            a . b  |  a .  b
+            """,
+            (RIGHT, STAY),
+        ),
+        id="onto-a-player-who-stays",
+    ),
+    pytest.param(
+        Case(
+            """
+            . 0 .  |  .  .   .
+            1 . 2  |  .  012 .
+            a b c  |  a  b   c
+            """,
+            (DOWN, RIGHT, LEFT),
+        ),
+        id="three-meet",
+    ),
+    pytest.param(
+        Case(
+            """
+            .  .   .  |  . 0 .
+            .  012 .  |  1 . 2
+            a  b   c  |  a b c
+            """,
+            (UP, LEFT, RIGHT),
+        ),
+        id="three-split-up",
+    ),
+    pytest.param(
+        Case(
+            """
+            .  .   .  |  .  .   .
+            .  012 .  |  .  012 .
+            a  b   c  |  a  b   c
+            """,
+            (STAY, STAY, STAY),
+        ),
+        id="three-stay-together",
     ),
 ]
 
@@ -146,57 +318,135 @@ def test_moves(case: Case) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- pick-ups
-# "after" pictures: each picked coin respawns on the first allowed cell in reading order (u = 0), in
-# order (colour, index); a coin respawned earlier in the step blocks its cell for the next one.
+# Each picked coin respawns on the first allowed cell in reading order (u = 0), coins in order (colour,
+# index); a coin respawned earlier in the step blocks its cell for the next one.
+OWNER_AND_THIEF = Case(
+    """
+    . . . .  |  a . .  .
+    . 0 a 1  |  . . 01 .
+    . . b .  |  . . b  .
+    """,
+    (RIGHT, LEFT),
+    (-1, 1),
+)
+TWO_THIEVES = Case(
+    """
+    0 . . .  |  0 a .  .
+    . 1 a 2  |  . . 12 .
+    c . b .  |  c . b  .
+    """,
+    (STAY, RIGHT, LEFT),
+    (-4, 1, 1),
+)
 PICK_CASES = [
     pytest.param(
-        Case("1 . . . \n . 0 a . \n . . b .", (RIGHT, STAY), "1 a . . \n . . 0 . \n . . b .", (1, 0)),
+        Case(
+            """
+            1 . . .  |  1 a . .
+            . 0 a .  |  . . 0 .
+            . . b .  |  . . b .
+            """,
+            (RIGHT, STAY),
+            (1, 0),
+        ),
         id="own-coin",
     ),
     pytest.param(
-        Case(". . . . \n . 0 a 1 \n . . b .", (STAY, LEFT), "a . . . \n . 0 1 . \n . . b .", (-2, 1)),
+        Case(
+            """
+            . . . .  |  a . . .
+            . 0 a 1  |  . 0 1 .
+            . . b .  |  . . b .
+            """,
+            (STAY, LEFT),
+            (-2, 1),
+        ),
         id="steal",
     ),
+    pytest.param(OWNER_AND_THIEF, id="owner-and-one-thief"),
+    pytest.param(TWO_THIEVES, id="two-thieves-owner-away"),
     pytest.param(
-        Case(". . . . \n . 0 a 1 \n . . b .", (RIGHT, LEFT), "a . . . \n . . 01 . \n . . b .", (-1, 1)),
-        id="owner-and-one-thief",
-    ),
-    pytest.param(
-        Case("0 . . . \n . 1 a 2 \n c . b .", (STAY, RIGHT, LEFT), "0 a . . \n . . 12 . \n c . b .", (-4, 1, 1)),
-        id="two-thieves-owner-away",
-    ),
-    pytest.param(
-        Case(". . 0 . \n . 1 a 2 \n c . b .", (DOWN, RIGHT, LEFT), "a . . . \n . . 012 . \n c . b .", (-3, 1, 1)),
+        Case(
+            """
+            . . 0 .  |  a . .   .
+            . 1 a 2  |  . . 012 .
+            c . b .  |  c . b   .
+            """,
+            (DOWN, RIGHT, LEFT),
+            (-3, 1, 1),
+        ),
         id="owner-and-two-thieves",
     ),
     pytest.param(
         Case(
-            ". . 1 . . \n . 2 a 3 . \n b c . d 0",
+            """
+            . . 1 . .  |  a . .   . .
+            . 2 a 3 .  |  . . 123 . .
+            b c . d 0  |  b c .   d 0
+            """,
             (STAY, DOWN, RIGHT, LEFT),
-            "a . . . . \n . . 123 . . \n b c . d 0",
             (-6, 1, 1, 1),
         ),
         id="three-thieves-of-four-players",
     ),
     pytest.param(
-        Case(". . . . \n 0 a b 1 \n . . . .", (RIGHT, LEFT), "a b . . \n . 0 1 . \n . . . .", (1, 1)),
+        Case(
+            """
+            . . . .  |  a b . .
+            0 a b 1  |  . 0 1 .
+            . . . .  |  . . . .
+            """,
+            (RIGHT, LEFT),
+            (1, 1),
+        ),
         id="two-own-coins-at-once",
     ),
     pytest.param(
-        Case(". . . . \n 0 b a 1 \n . . . .", (RIGHT, LEFT), "a b . . \n . 0 1 . \n . . . .", (-1, -1)),
+        Case(
+            """
+            . . . .  |  a b . .
+            0 b a 1  |  . 0 1 .
+            . . . .  |  . . . .
+            """,
+            (RIGHT, LEFT),
+            (-1, -1),
+        ),
         id="two-steals-at-once",
     ),
     pytest.param(
-        Case("a . . b \n 0 a . . \n . . 1 b", (RIGHT, STAY), "a a . b \n . 0 . . \n . . 1 b", (1, 0)),
+        Case(
+            """
+            a . . b  |  a a . b
+            0 a . .  |  . 0 . .
+            . . 1 b  |  . . 1 b
+            """,
+            (RIGHT, STAY),
+            (1, 0),
+        ),
         id="one-of-two-same-colour-coins",
     ),
     pytest.param(
-        Case("0 a . b \n . . a 1 \n . . . b", (RIGHT, LEFT), "a 0 a b \n . . 1 . \n . . . b", (-1, 1)),
+        Case(
+            """
+            0 a . b  |  a 0 a b
+            . . a 1  |  . . 1 .
+            . . . b  |  . . . b
+            """,
+            (RIGHT, LEFT),
+            (-1, 1),
+        ),
         id="both-coins-of-a-colour-at-once",
     ),
     pytest.param(
-        Case("0 # a \n . # . \n 1 # b", (STAY, STAY), "0 # a \n . # . \n 1 # b", None),
-        id="no-pick-when-not-on-a-coin",
+        Case(
+            """
+            0 # a  |  0 # a
+            . # .  |  . # .
+            1 # b  |  1 # b
+            """,
+            (STAY, STAY),
+        ),
+        id="no-pick-beside-a-coin",
     ),
 ]
 
@@ -210,8 +460,8 @@ def test_pick_ups(case: Case) -> None:
 def test_simultaneous_pick_ups_are_symmetric(case: Case) -> None:
     """Renaming the players (and their coin colours) renames the outcome: no player is favoured.
 
-    Respawn cells may differ (they follow colour order), so this compares moves, rewards and which cells'
-    coins were picked.
+    Respawn cells may differ (they follow colour order), so this compares moves, rewards and the cells whose
+    coins were picked, for every permutation of the players.
     """
     cfg, base_after, base_rewards, base_picked = run_case(case)
     _, base_before = parse_picture(case.before)
@@ -221,7 +471,7 @@ def test_simultaneous_pick_ups_are_symmetric(case: Case) -> None:
         actions = [0] * n
         for i, p in enumerate(perm):
             actions[p] = case.actions[i]
-        renamed = Case(relabel_picture(case.before, perm), tuple(actions), "")
+        renamed = Case(relabel_picture(case.pair, perm), tuple(actions))
         _, after, rewards, picked = run_case(renamed)
         _, before = parse_picture(renamed.before)
         for i, p in enumerate(perm):
@@ -234,13 +484,14 @@ def test_simultaneous_pick_ups_are_symmetric(case: Case) -> None:
     ("reward_pick", "reward_stolen"), [(3.0, -0.5), (1.0, 0.0), (0.5, -5.0), (0.0, -1.0)], ids=str
 )
 def test_reward_keywords_change_the_figures(reward_pick: float, reward_stolen: float) -> None:
+    """The owner-and-one-thief and two-thieves cases again, with other reward figures."""
     kwargs = {"reward_pick": reward_pick, "reward_stolen": reward_stolen}
-    owner_and_thief = Case(". . . . \n . 0 a 1 \n . . b .", (RIGHT, LEFT), "", kwargs=kwargs)
+    owner_and_thief = replace(OWNER_AND_THIEF, kwargs=kwargs)
     cfg, _, rewards, _ = run_case(owner_and_thief)
     assert (cfg.reward_pick, cfg.reward_stolen) == (reward_pick, reward_stolen)
     np.testing.assert_array_equal(rewards, [reward_pick + reward_stolen, reward_pick])
 
-    two_thieves = Case("0 . . . \n . 1 a 2 \n c . b .", (STAY, RIGHT, LEFT), "", kwargs=kwargs)
+    two_thieves = replace(TWO_THIEVES, kwargs=kwargs)
     _, _, rewards, _ = run_case(two_thieves)
     np.testing.assert_array_equal(rewards, [2 * reward_stolen, reward_pick, reward_pick])
 
@@ -272,7 +523,7 @@ def allowed_cells(cfg: Any, agents: np.ndarray, coins: np.ndarray) -> list[int]:
 RESPAWN_CASES = [
     pytest.param("1 . . . \n . 0 a . \n . . b .", (RIGHT, STAY), id="open-grid"),
     pytest.param("0 a # . . \n . 1 . c . \n b . # . 2", (RIGHT, STAY, STAY), id="walls-3-players"),
-    pytest.param("0 a . \n 1 # b", (RIGHT, UP), id="shared-cell"),
+    pytest.param("0 a 1 \n . # b", (RIGHT, LEFT), id="two-agents-on-the-coin"),
     pytest.param(". . 0 . \n . 1 a 2 \n c . b .", (DOWN, RIGHT, LEFT), id="three-on-one-coin"),
 ]
 
@@ -455,7 +706,9 @@ def configs(draw: Any) -> Any:
     needed = n_agents * (k + 1)
     assume(height * width >= needed)
     n_walls = draw(st.integers(0, height * width - needed))
-    walls = draw(st.lists(st.integers(0, height * width - 1), min_size=n_walls, max_size=n_walls, unique=True))
+    walls = draw(
+        st.lists(st.integers(0, height * width - 1), min_size=n_walls, max_size=n_walls, unique=True)
+    )
     reward_pick, reward_stolen = draw(st.sampled_from(REWARD_SETTINGS))
     try:
         return make_config(

@@ -18,8 +18,9 @@ def test_single_and_vector_env_give_identical_trajectories(preset, opponent):
     through the vector env's autoreset and the single env's reset()."""
     env_id, kw = preset
     single = gym.make(env_id, opponent=opponent, max_steps=12, switch_every=4)
-    vec = gym.make_vec(env_id, 1, vectorization_mode="vector_entry_point", opponent=opponent, max_steps=12,
-                       switch_every=4)
+    vec = gym.make_vec(
+        env_id, 1, vectorization_mode="vector_entry_point", opponent=opponent, max_steps=12, switch_every=4
+    )
     o1, i1 = single.reset(seed=9)
     o2, i2 = vec.reset(seed=9)
     np.testing.assert_array_equal(o1, o2[0])
@@ -55,8 +56,10 @@ def test_batch_follows_the_exact_rules():
         for i in range(16):
             joint = np.insert(info["opponent_actions"][i], 0, actions[i])
             dist = gridmarl.transition_distribution(env.config, before[i], joint)
-            s = canonical(env.config, gridmarl.State(after[i]["agents"][None], after[i]["coins"][None],
-                                                      np.array([after[i]["t"]])))
+            s = canonical(
+                env.config,
+                gridmarl.State(after[i]["agents"][None], after[i]["coins"][None], np.array([after[i]["t"]])),
+            )
             assert ((dist.states.coins == s.coins).all(1) & (dist.states.agents == s.agents).all(1)).any()
             assert rew[i] == dist.rewards[0, 0]
 
@@ -105,7 +108,7 @@ def test_vector_action_errors():
     vec.reset(seed=0)
     with pytest.raises(TypeError, match="integers"):
         vec.step(np.array([0.5, 1.0]))
-    with pytest.raises(ValueError, match="0..4"):
+    with pytest.raises(ValueError, match=r"0\.\.4"):
         vec.step(np.array([0, 5]))
     with pytest.raises(ValueError, match="shape"):
         vec.step(np.array([0, 1, 2]))

@@ -1,0 +1,30 @@
+"""Every example runs with a tiny budget."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_random_play_text():
+    out = run("examples/random_play.py", "--steps", "5")
+    assert "t=0" in out and "t=5" in out and "return of the ego" in out
+
+
+def test_random_play_png(tmp_path):
+    pygame = pytest.importorskip("pygame")
+    path = tmp_path / "frame.png"
+    run("examples/random_play.py", "--env", "GridMARL-Walls3P-v0", "--steps", "3", "--out", str(path))
+    image = pygame.surfarray.array3d(pygame.image.load(str(path)))
+    assert image.shape == (6 * 48, 5 * 48, 3)  # (width px, height px, 3) for the 5x6 map
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 5
