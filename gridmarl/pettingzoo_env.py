@@ -54,6 +54,7 @@ class GridParallelEnv(ParallelEnv):
         self._game = None
         self._joint = np.zeros((1, self.config.n_agents), dtype=np.int64)
         self._falses = dict.fromkeys(self.possible_agents, False)
+        self._live = frozenset(self.possible_agents)  # nobody leaves before the episode ends
 
     def observation_space(self, agent: str) -> spaces.Box:
         return self.observation_spaces[agent]
@@ -92,7 +93,7 @@ class GridParallelEnv(ParallelEnv):
             )
         if not isinstance(actions, dict):
             raise TypeError(f"actions must be a dict from agent name to action, got {type(actions).__name__}")
-        if len(actions) != len(self.agents) or any(a not in self._index for a in actions):
+        if actions.keys() != self._live:
             missing = [a for a in self.agents if a not in actions]
             unknown = [a for a in actions if a not in self._index]
             raise ValueError(
@@ -103,7 +104,7 @@ class GridParallelEnv(ParallelEnv):
         for agent, action in actions.items():
             joint[0, self._index[agent]] = check_action(action, f"actions[{agent!r}]")
         rewards, _ = self.core.step(self._game, joint, self.np_random.random((1, self.config.n_coins)))
-        truncated = bool(self.core.truncated(self._game)[0])
+        truncated = bool(self._game.t[0] >= self.config.max_steps)
         agents = self.possible_agents
         obs = self._observations()
         rew = dict(zip(agents, rewards[0].tolist(), strict=True))
