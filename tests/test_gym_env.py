@@ -148,3 +148,24 @@ def test_reset_from_state_option():
     assert obs[0, 1, 1] == 1 and obs[1, 1, 2] == 1 and obs[2, 0, 0] == 1 and obs[3, 3, 3] == 1
     with pytest.raises(ValueError, match="coins"):
         env.set_state({"agents": [5, 6], "coins": [5, 15], "t": 0})
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gym.make("GridMARL-Partial-v0", render_mode="human"),
+        lambda: gridmarl.parallel_env(render_mode="human"),
+    ],
+)
+def test_human_mode_opens_draws_and_closes_headless(make):
+    """SDL's dummy video driver (set in conftest) gives a real pygame window without a display."""
+    pygame = pytest.importorskip("pygame")
+    env = make()
+    env.reset(seed=0)
+    surface = pygame.display.get_surface()
+    assert surface is not None and surface.get_size() == (4 * 48, 4 * 48)
+    assert len(np.unique(pygame.surfarray.array3d(surface).reshape(-1, 3), axis=0)) > 3
+    env.step(0) if isinstance(env, gym.Env) else env.step({"player_0": 0, "player_1": 0})
+    env.close()
+    assert pygame.display.get_surface() is None
+    env.close()  # closing twice is harmless
