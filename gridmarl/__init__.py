@@ -25,6 +25,7 @@ from gridmarl.exact import (
     count_reachable_states,
     reachable_states,
     transition_distribution,
+    transition_outcomes,
 )
 from gridmarl.pettingzoo_env import GridAECEnv, GridParallelEnv
 
@@ -49,6 +50,7 @@ __all__ = [
     "parse_layout",
     "reachable_states",
     "transition_distribution",
+    "transition_outcomes",
 ]
 
 

@@ -83,47 +83,69 @@ def transition_distribution(
         joint_action: one action in 0..4 per player, in player order.
     """
     cfg = make_config(config)
-    core = _core(cfg)
     s = _as_state(state)
     joint = np.asarray(joint_action)
     if joint.shape != (cfg.n_agents,) or not np.issubdtype(joint.dtype, np.integer):
         raise ValueError(f"joint_action must be {cfg.n_agents} integers in 0..4, got {joint_action!r}")
     if joint.min() < 0 or joint.max() >= N_ACTIONS:
         raise ValueError(f"joint_action entries must lie in 0..{N_ACTIONS - 1}, got {joint_action!r}")
+    out, _ = transition_outcomes(cfg, s, joint[None])
+    return out
 
-    agents = core.move[s.agents[0], joint]
-    coins = s.coins[0]
-    on = coins[:, None] == agents[None, :]  # (C, A)
-    rewards = on.reshape(1, -1).astype(np.float32) @ core.reward_matrix  # (1, A)
-    picked = np.flatnonzero(on.any(axis=1))
 
-    # Expand the respawns in order (colour, index); each lands uniformly on a cell free at its turn.
-    branches: list[tuple[np.ndarray, float]] = [(coins.copy(), 1.0)]
-    for c in picked:
-        grown = []
-        for cs, p in branches:
-            taken = core.wall_mask.copy()
-            taken[agents] = True
-            taken[cs] = True
-            free = np.flatnonzero(~taken)
-            for cell in free:
-                nxt = cs.copy()
-                nxt[c] = cell
-                grown.append((nxt, p / len(free)))
-        branches = grown
+def transition_outcomes(
+    config: GridConfig | Mapping[str, Any] | None, states: State, joint_actions: np.ndarray
+) -> tuple[Outcomes, np.ndarray]:
+    """:func:`transition_distribution` for a batch of B games at once.
 
+    Args:
+        states: B games.
+        joint_actions: (B, n_agents) actions in 0..4 (not checked).
+
+    Returns:
+        The outcomes of all games stacked (canonical, merged within each game, sorted by game), and
+        ``source`` (M,): the game each outcome belongs to. Each game's probabilities sum to 1.
+    """
+    cfg = make_config(config)
+    core = _core(cfg)
+    B = states.batch_size
+    agents = core.move[states.agents, joint_actions]  # (B, A)
+    coins = states.coins.copy()
+    on = coins[:, :, None] == agents[:, None, :]  # (B, C, A)
+    rewards = on.reshape(B, -1).astype(np.float32) @ core.reward_matrix  # (B, A)
+    picked = on.any(axis=2)
+    source = np.arange(B)
+    probs = np.ones(B)
+    # Expand the respawns in order (colour, index): each lands uniformly on a cell free at its turn.
+    for c in range(core.n_coins):
+        rows = np.flatnonzero(picked[source, c])
+        if len(rows) == 0:
+            continue
+        taken = np.broadcast_to(core.wall_mask, (len(rows), core.n_cells)).copy()
+        r = np.arange(len(rows))[:, None]
+        taken[r, agents[source[rows]]] = True
+        taken[r, coins[rows]] = True
+        free = ~taken
+        n_free = free.sum(axis=1)
+        branch, cell = np.nonzero(free)  # every (row, free cell) pair, row-major
+        keep = np.ones(len(source), dtype=bool)
+        keep[rows] = False
+        new_coins = coins[rows][branch]
+        new_coins[:, c] = cell
+        source = np.concatenate([source[keep], source[rows][branch]])
+        probs = np.concatenate([probs[keep], probs[rows][branch] / n_free[branch]])
+        coins = np.concatenate([coins[keep], new_coins])
+        order = np.argsort(source, kind="stable")
+        source, probs, coins = source[order], probs[order], coins[order]
     k = cfg.coins_per_agent
-    merged: dict[tuple[int, ...], float] = {}
-    for cs, p in branches:
-        key = tuple(np.sort(cs.reshape(cfg.n_agents, k), axis=1).ravel().tolist())
-        merged[key] = merged.get(key, 0.0) + p
-    M = len(merged)
-    states = State(
-        np.tile(agents, (M, 1)),
-        np.array(list(merged), dtype=np.int64).reshape(M, -1),
-        np.full(M, s.t[0] + 1, dtype=np.int64),
-    )
-    return Outcomes(states, np.array(list(merged.values())), np.repeat(rewards, M, axis=0))
+    coins = np.sort(coins.reshape(len(coins), cfg.n_agents, k), axis=2).reshape(len(coins), -1)
+    if k > 1:  # outcomes that differ only in which coin of a colour went where are one outcome
+        keys = np.concatenate([source[:, None], coins], axis=1)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        probs = np.bincount(inverse.ravel(), weights=probs, minlength=len(uniq))
+        source, coins = uniq[:, 0], uniq[:, 1:]
+    next_states = State(agents[source].copy(), coins.astype(np.int64), states.t[source] + 1)
+    return Outcomes(next_states, probs, rewards[source]), source
 
 
 def count_reachable_states(config: GridConfig | Mapping[str, Any] | None, max_states: int = 5_000_000) -> int:

@@ -106,7 +106,8 @@ class Opponents:
 
     Args:
         core: the game.
-        ego: index of the ego player; every other player is an opponent, in player order.
+        ego: index of the ego player; every other player is an opponent, in player order. ``None``: every
+            player is driven here (for data collection).
         opponent: a name from :data:`OPPONENT_CHOICES`, a callable ``policy(obs) -> action`` on the
             opponent's own observation (5, h, w), or a list of these, one per opponent.
         switch_every: ``switching`` opponents change policy before acting at every t > 0 with
@@ -117,7 +118,7 @@ class Opponents:
     def __init__(
         self,
         core: GridCore,
-        ego: int,
+        ego: int | None,
         opponent: str | OpponentPolicy | Sequence[str | OpponentPolicy],
         switch_every: int = 10,
         switch_pool: Sequence[str] = DEFAULT_SWITCH_POOL,
@@ -129,7 +130,7 @@ class Opponents:
             if len(opponent) != n_opp:
                 raise ValueError(
                     f"opponent list has {len(opponent)} entries, but there are {n_opp} opponents "
-                    f"(n_agents={core.n_agents} minus the ego); give one per opponent"
+                    f"(n_agents={core.n_agents}{'' if ego is None else ' minus the ego'}); give one per opponent"
                 )
             specs = list(opponent)
         else:

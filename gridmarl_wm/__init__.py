@@ -1,0 +1,1 @@
+"""gridmarl_wm: a learned simulator of the gridmarl coin game."""
