@@ -1,1 +1,9 @@
-"""gridmarl_wm: a learned simulator of the gridmarl coin game."""
+"""gridmarl_wm: a learned simulator of the gridmarl coin game.
+
+``WorldModel`` learns P(o_i^{t+1} | o_i^t, a_i^t, a_{-i}^t) with reward, value and opponent heads;
+``gridmarl_wm.evaluate`` measures it against the game's exact transition distribution.
+"""
+
+from gridmarl_wm.model import WorldModel, WorldModelConfig
+
+__all__ = ["WorldModel", "WorldModelConfig"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     from gridmarl_wm.train import TrainConfig, Trainer, env_threads, model_config_for, plot_losses
 
     env_threads()
+    device = args.device
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per device
+        import torch.distributed as dist
+
+        on_gpu = device.startswith("cuda")
+        dist.init_process_group(backend="nccl" if on_gpu else "gloo")
+        if on_gpu:
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+            torch.cuda.set_device(device)
     data, meta = load(args.data)
     game = meta["game"]
     weights = LossWeights(reward=args.reward_weight, value=args.value_weight, opponent=args.opponent_weight)
@@ -80,7 +90,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
-        device=args.device,
+        device=device,
         time_budget=args.time_budget,
         weights=weights,
     )
@@ -93,21 +103,39 @@ def cmd_train(args: argparse.Namespace) -> None:
         trainer.resume()
         print(f"resumed at step {trainer.step}")
     last = trainer.run(progress=not args.no_progress)
+    if trainer.rank != 0:
+        return
     plot_losses(Path(args.out) / "metrics.jsonl", Path(args.out) / "losses.png")
     print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in last.items()}))
     print(f"checkpoint: {trainer.checkpoint_path}; loss plot: {Path(args.out) / 'losses.png'}")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from gridmarl_wm.evaluate import exhaustive_metrics
+    from gridmarl_wm.data import CollectConfig, collect
+    from gridmarl_wm.evaluate import exhaustive_metrics, open_loop, opponent_metrics
     from gridmarl_wm.model import WorldModel
     from gridmarl_wm.train import env_threads
 
     env_threads()
     model = WorldModel.load(args.model, map_location=args.device)
+    game = model.game
     start = time.perf_counter()
-    report = exhaustive_metrics(model, model.game, sample_states=args.sample_states, seed=args.seed)
-    report.pop("tv")
+    report: dict[str, Any] = {"model": str(args.model)}
+    if game.view_size is None:
+        exhaustive = exhaustive_metrics(model, game, sample_states=args.sample_states, seed=args.seed)
+        exhaustive.pop("tv")
+        report["exhaustive"] = exhaustive
+    held_out = collect(game, CollectConfig(steps=100, num_envs=64, policy=args.policy, seed=args.seed + 1))
+    report["opponent_model"] = opponent_metrics(model, held_out)
+    if not args.no_open_loop:
+        report["open_loop"] = {
+            "true_opponent_actions": open_loop(
+                model, game, episodes=256, opponent=args.policy, seed=args.seed
+            ),
+            "modelled_opponent_actions": open_loop(
+                model, game, episodes=256, opponent=args.policy, seed=args.seed, modelled_opponents=True
+            ),
+        }
     report["seconds"] = time.perf_counter() - start
     text = json.dumps(report, indent=2)
     print(text)
@@ -156,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-states", type=int, default=None, help="a random subset of reachable states")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--policy", default="random", help="the others' policy in held-out and open-loop data")
+    p.add_argument("--no-open-loop", action="store_true")
     p.add_argument("--out", default=None)
     p.set_defaults(func=cmd_eval)
     return parser

@@ -21,7 +21,19 @@ from gridmarl import GridConfig, GridCore, make_config
 from gridmarl.opponents import DEFAULT_SWITCH_POOL, Opponents
 
 DATA_FORMAT = "gridmarl-transitions/1"
-FIELDS = ("obs", "action", "others", "reward", "next_obs", "truncated", "agent", "t", "episode", "policy")
+FIELDS = (
+    "obs",
+    "action",
+    "others",
+    "reward",
+    "next_obs",
+    "truncated",
+    "agent",
+    "t",
+    "episode",
+    "policy",
+    "others_probs",
+)
 
 
 @dataclass
@@ -38,6 +50,8 @@ class Transitions:
         t: (M,) int64, the time step of ``obs``.
         episode: (M,) int64, a collection-wide episode number.
         policy: (M, n_agents - 1) int64, the others' policy ids (index into ``policy_names``) at this step.
+        others_probs: (M, n_agents - 1, 5) float32, the others' true action distributions at this step (NaN
+            for callables): the reference an opponent model is measured against.
     """
 
     obs: np.ndarray
@@ -50,6 +64,7 @@ class Transitions:
     t: np.ndarray
     episode: np.ndarray
     policy: np.ndarray
+    others_probs: np.ndarray
 
     def __len__(self) -> int:
         return len(self.action)
@@ -122,6 +137,7 @@ def collect(game: GridConfig | dict | None, cfg: CollectConfig) -> Transitions:
         u = rng.random((N, players.n_step_draws + C))
         joint = players.act(state, u[:, : players.n_step_draws])  # (N, A)
         policy_ids = players.current.copy()
+        probs = players.action_probs(state).astype(np.float32)  # (N, A, 5), after any switch
         rewards, _ = core.step(state, joint, u[:, players.n_step_draws :])
         nxt = core.observe(state)
         trunc = core.truncated(state)
@@ -137,6 +153,7 @@ def collect(game: GridConfig | dict | None, cfg: CollectConfig) -> Transitions:
                 t=np.repeat(t, A),
                 episode=np.repeat(episode, A),
                 policy=policy_ids[:, others_idx].reshape(N * A, A - 1),
+                others_probs=probs[:, others_idx].reshape(N * A, A - 1, 5),
             )
         )
         if trunc.any():

@@ -88,3 +88,88 @@ def exhaustive_metrics(
         "n_transitions": len(tv),
         "tv": tv,
     }
+
+
+def opponent_metrics(model: WorldModel, data, batch_size: int = 8192) -> dict[str, float]:
+    """The opponent head on held-out transitions: top-1 accuracy and NLL of the others' actions, and, where
+    their true distributions are known (scripted players), the mean TV to them and the accuracy of the
+    head's top action against the true distribution's support."""
+    acc, nll, tv, in_support = [], [], [], []
+    model.eval()
+    with torch.no_grad():
+        for sl in _chunks(len(data), batch_size):
+            probs = model.opponent_probs(data.obs[sl].astype(np.float32), data.agent[sl]).cpu().numpy()
+            actions = data.others[sl]
+            picked = np.take_along_axis(probs, actions[..., None], axis=2)[..., 0]
+            acc.append(probs.argmax(-1) == actions)
+            nll.append(-np.log(np.maximum(picked, 1e-12)))
+            true = data.others_probs[sl]
+            known = np.isfinite(true).all(-1)
+            tv.append((0.5 * np.abs(probs - true).sum(-1))[known])
+            top = np.take_along_axis(true, probs.argmax(-1)[..., None], axis=2)[..., 0]
+            in_support.append((top > 0)[known])
+    tv_all = np.concatenate(tv)
+    return {
+        "opponent_top1": float(np.concatenate(acc).mean()),
+        "opponent_nll": float(np.concatenate(nll).mean()),
+        "opponent_tv_to_true": float(tv_all.mean()) if len(tv_all) else float("nan"),
+        "opponent_top1_in_true_support": float(np.concatenate(in_support).mean())
+        if len(tv_all)
+        else float("nan"),
+    }
+
+
+def open_loop(
+    model: WorldModel,
+    game: GridConfig | dict | None,
+    episodes: int = 256,
+    horizon: int = 20,
+    opponent: str = "random",
+    seed: int = 0,
+    modelled_opponents: bool = False,
+) -> dict[str, list[float]]:
+    """Open-loop prediction from real episodes, player_0's view.
+
+    Real games are played for ``horizon`` steps (player_0 random, the others ``opponent``). The model starts
+    from the real first observation and is fed the real actions of player_0 and, unless
+    ``modelled_opponents``, of the others (else it samples theirs from its opponent head), each step
+    sampling from its own previous prediction. Per h = 1..horizon: ``position_match`` (fraction whose
+    predicted self and others channels equal the real ones) and ``reward_error`` (mean absolute error of
+    the cumulative reward).
+    """
+    import gymnasium as gym
+
+    game = make_config(game)
+    venv = gym.make_vec(
+        "GridMARL-v0",
+        num_envs=episodes,
+        vectorization_mode="vector_entry_point",
+        opponent=opponent,
+        max_steps=max(horizon, game.max_steps),
+        **{k: v for k, v in game.__dict__.items() if k not in ("max_steps",)},
+    )
+    obs, _ = venv.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    g = torch.Generator().manual_seed(seed)
+    pred = torch.as_tensor(obs)
+    true_cum = np.zeros(episodes)
+    pred_cum = np.zeros(episodes)
+    match, err = [], []
+    model.eval()
+    for _ in range(horizon):
+        a = rng.integers(0, 5, episodes)
+        obs, reward, _, _, info = venv.step(a)
+        if modelled_opponents:
+            probs = model.opponent_probs(pred).cpu()
+            others = torch.multinomial(probs.flatten(0, 1), 1, generator=g).reshape(episodes, -1).numpy()
+        else:
+            others = info["opponent_actions"]
+        pred, r = model.sample(pred, a, others, generator=g)
+        pred, r = pred.cpu(), r.cpu().numpy()
+        true_cum += reward
+        pred_cum += r
+        same = (pred[:, :2] == torch.as_tensor(obs[:, :2])).flatten(1).all(1).numpy()
+        match.append(float(same.mean()))
+        err.append(float(np.abs(pred_cum - true_cum).mean()))
+    venv.close()
+    return {"position_match": match, "reward_error": err}

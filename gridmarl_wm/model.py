@@ -402,7 +402,15 @@ class WorldModel(nn.Module):
             feats = self.unflatten(z_next)
         s = self.summary(feats)
         o = self.obs_summary(obs)
-        opp_in = o if not cfg.agent_id else torch.cat([o, F.one_hot(agent, cfg.n_agents).float()], 1)
+        if cfg.agent_id:
+            ident = (
+                o.new_zeros(o.shape[0], cfg.n_agents)
+                if agent is None
+                else F.one_hot(agent, cfg.n_agents).float()
+            )
+            opp_in = torch.cat([o, ident], 1)
+        else:
+            opp_in = o
         return Prediction(
             feats=feats,
             reward_logits=self.reward_head(s),
@@ -469,6 +477,8 @@ class WorldModel(nn.Module):
     @torch.no_grad()
     def opponent_probs(self, obs, agent=None) -> torch.Tensor:
         """(B, n_agents - 1, 5) the others' action distribution at ``obs``."""
+        if self.cfg.agent_id and agent is None:
+            raise ValueError("this model's opponent head takes the observer's player index: pass agent=")
         obs = self._tensor(obs, torch.float32)
         joint = torch.zeros(obs.shape[0], self.cfg.n_agents, dtype=torch.long, device=self.device)
         a = None if agent is None else self._tensor(agent, torch.long)

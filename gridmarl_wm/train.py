@@ -50,7 +50,7 @@ class TrainConfig:
         device: ``cpu``, ``cuda`` or ``cuda:N``.
     """
 
-    steps: int = 12_000
+    steps: int = 10_000
     batch_size: int = 512
     lr: float = 2e-3
     lr_final: float = 2e-5
@@ -169,8 +169,9 @@ class Trainer:
         self.step = int(data["step"])
 
     # ------------------------------------------------------------------ the loop
-    def run(self, progress: bool = True) -> dict[str, float]:
-        """Train until ``cfg.steps`` (or the time budget); returns the last logged metrics."""
+    def run(self, progress: bool = True, stop_at: int | None = None) -> dict[str, float]:
+        """Train until ``cfg.steps`` (or the time budget, or step ``stop_at``: a pause that a later
+        :meth:`resume` continues exactly); returns the last logged metrics."""
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
@@ -188,7 +189,7 @@ class Trainer:
         count, last = 0, {}
         t_log = time.perf_counter()
         self.model.train()
-        while self.step < cfg.steps:
+        while self.step < min(cfg.steps, stop_at or cfg.steps):
             if cfg.time_budget is not None and time.perf_counter() - start > cfg.time_budget:
                 break
             for group in self.opt.param_groups:

@@ -5,11 +5,11 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from wm_helpers import GAMES, random_states, tiny_model
 
 import gridmarl
 from gridmarl_wm.model import FUSIONS, VARIANTS
 from gridmarl_wm.tokens import TokenLayout
-from tests.wm_helpers import GAMES, random_states, tiny_model
 
 
 @pytest.mark.parametrize("game_name", list(GAMES))

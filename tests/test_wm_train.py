@@ -1,0 +1,126 @@
+"""Training infrastructure: checkpoints, refusal of bad files, exact resume, NaN stop, DDP equivalence."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import gridmarl
+from gridmarl_wm import checkpoint as ckpt
+from gridmarl_wm.data import CollectConfig, collect
+from gridmarl_wm.model import WorldModel
+from gridmarl_wm.train import TrainConfig, Trainer, TrainingDiverged, model_config_for
+
+GAME = gridmarl.make_config()
+SMALL = {"features": 16, "latent": 32, "d_model": 32}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return collect(GAME, CollectConfig(steps=60, num_envs=32, seed=0))
+
+
+def make_trainer(data, out, steps=10, seed=0, **train):
+    torch.manual_seed(seed)
+    model = WorldModel(model_config_for(GAME, data, **SMALL))
+    cfg = TrainConfig(
+        steps=steps, batch_size=64, log_every=5, checkpoint_every=5, seed=seed, warmup=2, **train
+    )
+    return Trainer(model, data, GAME, cfg, out)
+
+
+def test_train_writes_checkpoint_metrics_and_loads(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, steps=10)
+    last = trainer.run(progress=False)
+    assert last["step"] == 10 and np.isfinite(last["total"])
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and (tmp_path / "config.json").exists()
+    loaded = WorldModel.load(tmp_path / "checkpoint.pt", GAME)
+    obs = data.obs[:8].astype(np.float32)
+    a, o, nxt = data.action[:8], data.others[:8], data.next_obs[:8]
+    assert torch.allclose(loaded.log_prob(obs, a, o, nxt), trainer.model.log_prob(obs, a, o, nxt))
+    from gridmarl_wm.train import plot_losses
+
+    plot_losses(tmp_path / "metrics.jsonl", tmp_path / "losses.png")
+    assert (tmp_path / "losses.png").stat().st_size > 1000
+
+
+def test_resume_is_exact(data, tmp_path):
+    straight = make_trainer(data, tmp_path / "a", steps=10)
+    straight.run(progress=False)
+    make_trainer(data, tmp_path / "b", steps=10).run(progress=False, stop_at=5)
+    resumed = make_trainer(
+        data, tmp_path / "b", steps=10, seed=1
+    )  # a different init: resume must overwrite it
+    resumed.resume()
+    assert resumed.step == 5
+    resumed.run(progress=False)
+    for (k, v), (_, w) in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(v, w), k
+
+
+def test_refuses_bad_files(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, steps=5)
+    trainer.run(progress=False)
+    path = tmp_path / "checkpoint.pt"
+    with pytest.raises(ValueError, match="another game"):
+        WorldModel.load(path, gridmarl.make_config(height=5))
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(ValueError, match="not a readable"):
+        WorldModel.load(damaged)
+    other = tmp_path / "other.pt"
+    torch.save({"format": "something-else/9", "model": {}}, other)
+    with pytest.raises(ValueError, match="format 'something-else/9'"):
+        WorldModel.load(other)
+    with pytest.raises(FileNotFoundError):
+        WorldModel.load(tmp_path / "missing.pt")
+
+
+class _Boom:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_checkpoint_cannot_run_code(tmp_path):
+    """weights_only loading: a pickle that would call a function is refused, not executed."""
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"format": ckpt.CHECKPOINT_FORMAT, "model": _Boom()}, f)
+    with pytest.raises(ValueError, match="not a readable"):
+        WorldModel.load(path)
+
+
+def test_nan_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, steps=20)
+    trainer.run(progress=False, stop_at=5)
+    good = (tmp_path / "checkpoint.pt").read_bytes()
+    with torch.no_grad():
+        next(trainer.model.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="at step 5"):
+        trainer.run(progress=False)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == good
+
+
+def _ddp_worker(rank, world, init_file, out, data):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    try:
+        make_trainer(data, out, steps=6).run(progress=False)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_two_processes_match_one(data, tmp_path):
+    torch.set_num_threads(1)
+    single = make_trainer(data, tmp_path / "single", steps=6)
+    single.run(progress=False)
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), tmp_path / "ddp", data), nprocs=2, join=True)
+    ddp = ckpt.read_checkpoint(tmp_path / "ddp" / "checkpoint.pt")["model"]
+    for k, v in single.model.state_dict().items():
+        assert torch.allclose(v, ddp[k], atol=1e-5, rtol=1e-4), k
