@@ -38,6 +38,8 @@ def model_config_from_dict(d: dict[str, Any]) -> WorldModelConfig:
     for key in ("obs_shape", "max_count", "reward_values"):
         if key in d:
             d[key] = tuple(d[key])
+    if "exclusive" in d:
+        d["exclusive"] = tuple(tuple(pair) for pair in d["exclusive"])
     return WorldModelConfig(**d)
 
 

@@ -55,6 +55,7 @@ class WorldModelConfig:
         d_model: width of the decoder's recurrent state and the heads.
         vq_codes, vq_groups: codebook size and codes per latent (``vq``).
         reward_values: the reward classes, sorted (set from data).
+        exclusive: channel pairs that never share a cell (set from data, see ``tokens.exclusive_channels``).
         agent_id: give the opponent head the observer's player index.
         gamma: discount of the value head's target.
     """
@@ -71,6 +72,7 @@ class WorldModelConfig:
     vq_codes: int = 256
     vq_groups: int = 16
     reward_values: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0)
+    exclusive: tuple[tuple[int, int], ...] = ()
     agent_id: bool = False
     gamma: float = 0.9
 
@@ -86,7 +88,9 @@ class WorldModelConfig:
 
     @property
     def layout(self) -> TokenLayout:
-        return TokenLayout(self.obs_shape[1] * self.obs_shape[2], tuple(self.max_count))
+        return TokenLayout(
+            self.obs_shape[1] * self.obs_shape[2], tuple(self.max_count), tuple(self.exclusive)
+        )
 
 
 def _one_hot_actions(joint: torch.Tensor) -> torch.Tensor:
@@ -249,7 +253,7 @@ class PointerDecoder(nn.Module):
         """(B,) exact log-probability of the token sequences ``tokens`` (B, L)."""
         prev = self.layout.previous(tokens)
         inv = self.layout.invariants(current) if self.full_view and current is not None else None
-        allowed = self.layout.allowed(prev, invariants=inv)
+        allowed = self.layout.allowed(prev, invariants=inv, tokens=tokens)
         logp = self._masked(self.logits(feats, prev)[0], allowed)
         return logp.gather(2, tokens[..., None]).squeeze(2).sum(1)
 
@@ -273,7 +277,7 @@ class PointerDecoder(nn.Module):
         for p in range(L):
             prev = tokens[:, p - 1] if slot[p] > 0 else torch.full((B,), layout.bos, device=device)
             logits, h = self.logits(feats, prev[:, None], h, start=p)
-            allowed = layout.allowed(prev, position=p, invariants=inv)
+            allowed = layout.allowed(prev, position=p, invariants=inv, tokens=tokens)
             logp = self._masked(logits[:, 0], allowed)
             if temperature == 0:
                 choice = logp.argmax(-1)

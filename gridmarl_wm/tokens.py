@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from gridmarl import GridConfig
@@ -31,10 +32,13 @@ class TokenLayout:
     Attributes:
         n_cells: cells per observation plane (h * w); token ``n_cells`` is ``EOS``.
         max_count: most objects per channel.
+        exclusive: channel pairs (a, b), a < b, that never share a cell (learned from data, see
+            :func:`exclusive_channels`): channel b may not use a cell that channel a holds.
     """
 
     n_cells: int
     max_count: tuple[int, ...]
+    exclusive: tuple[tuple[int, int], ...] = ()
 
     @staticmethod
     def for_game(cfg: GridConfig) -> TokenLayout:
@@ -110,14 +114,17 @@ class TokenLayout:
         prev: torch.Tensor,
         position: int | None = None,
         invariants: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        tokens: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Which tokens may come next, (B, L, V + 1) bool, or (B, V + 1) at one ``position``.
 
         ``prev`` holds the previous token of the same channel (BOS at its start), (B, L) or (B,) with
         ``position``. Structural rules: after EOS only EOS (padding); cells strictly increase
         (non-decreasing in count channels); the position after ``max_count`` objects must be EOS. With
-        ``invariants`` (:meth:`invariants` of the observation the step starts from, in a full view): every
-        channel keeps its number of objects, nothing lies on a wall, and the walls stay.
+        ``tokens`` (the sequence so far; later positions may hold anything) and ``exclusive`` pairs: no cell
+        of a channel that excludes an earlier one. With ``invariants`` (:meth:`invariants` of the
+        observation the step starts from, in a full view): every channel keeps its number of objects,
+        nothing lies on a wall, and the walls stay.
         """
         device = prev.device
         chan = self.channel_of().to(device)
@@ -139,6 +146,9 @@ class TokenLayout:
         ok = torch.where(done[..., None], cells == V, ok)  # ...and the only token after EOS
         full = slot == torch.tensor(self.max_count, device=device)[chan]
         ok = torch.where(full[None, :, None], cells == V, ok)
+        forbid = self._excluded(tokens, position)[:, chan] if self.exclusive and tokens is not None else None
+        if forbid is not None:
+            ok[..., :V] &= ~forbid
         if invariants is not None:
             n_obj, wall, wall_tokens = invariants
             B = n_obj.shape[0]
@@ -147,14 +157,41 @@ class TokenLayout:
             ok[..., :V] &= need_more[..., None]  # and no object after
             on_wall = torch.cat([wall, torch.zeros(B, 1, dtype=torch.bool, device=device)], 1)[:, None, :]
             ok &= ~(on_wall & (chan != 4)[None, :, None])
-            # in a 0/1 channel, leave enough free cells after this one for the objects still to come
-            floor = (~wall).long()
-            free_after = floor.flip(-1).cumsum(-1).flip(-1) - floor  # (B, V) free cells with a higher index
+            # in a 0/1 channel, leave enough usable cells after this one for the objects still to come
+            usable = ~wall[:, None, :] if forbid is None else ~wall[:, None, :] & ~forbid  # (B, 1 or P, V)
+            usable = usable.long()
+            free_after = usable.flip(-1).cumsum(-1).flip(-1) - usable  # usable cells with a higher index
             still_to_come = n_obj[:, chan] - slot[None, :] - 1  # (B, P)
-            enough = free_after[:, None, :] >= still_to_come[..., None]
+            enough = free_after >= still_to_come[..., None]
             ok[..., :V] &= enough | is_count[chan][None, :, None]
             if position is not None:
                 wall_tokens = wall_tokens[:, position : position + 1]
             ok = torch.where((chan == 4)[None, :, None], cells[None, None, :] == wall_tokens[..., None], ok)
         ok |= done[..., None] & (cells == V)  # padding stays possible whatever else is imposed
         return ok[:, 0] if position is not None else ok
+
+    def _excluded(self, tokens: torch.Tensor, position: int | None) -> torch.Tensor:
+        """(B, 5, V): for each channel, the cells that earlier channels it excludes already hold."""
+        B, device = tokens.shape[0], tokens.device
+        chan = self.channel_of().to(device)
+        if position is not None:  # only what has been emitted so far counts
+            tokens = torch.where(torch.arange(tokens.shape[1], device=device) < position, tokens, self.eos)
+        occupied = torch.zeros(B, N_CHANNELS * (self.n_cells + 1), device=device)
+        occupied.scatter_(1, chan[None, :] * (self.n_cells + 1) + tokens.clamp(max=self.n_cells), 1.0)
+        occupied = occupied.view(B, N_CHANNELS, self.n_cells + 1)[..., : self.n_cells]
+        excludes = torch.zeros(N_CHANNELS, N_CHANNELS, device=device)
+        for a, b in self.exclusive:
+            excludes[a, b] = 1.0
+        return torch.einsum("ac,bav->bcv", excludes, occupied) > 0
+
+
+def exclusive_channels(observations: np.ndarray) -> tuple[tuple[int, int], ...]:
+    """Channel pairs (a, b), a < b, that share no cell in any of ``observations`` (M, 5, h, w): what the
+    data says can never happen (a coin under a player, two coins on one cell, anything on a wall)."""
+    present = np.asarray(observations).reshape(len(observations), N_CHANNELS, -1) > 0
+    pairs = []
+    for a in range(N_CHANNELS):
+        for b in range(a + 1, N_CHANNELS):
+            if not (present[:, a] & present[:, b]).any():
+                pairs.append((a, b))
+    return tuple(pairs)

@@ -24,7 +24,7 @@ from gridmarl_wm.checkpoint import game_to_dict, read_checkpoint, save_checkpoin
 from gridmarl_wm.data import Transitions
 from gridmarl_wm.losses import Batch, LossWeights, world_model_losses
 from gridmarl_wm.model import WorldModel, WorldModelConfig
-from gridmarl_wm.tokens import TokenLayout
+from gridmarl_wm.tokens import TokenLayout, exclusive_channels
 
 
 class TrainingDiverged(RuntimeError):
@@ -66,12 +66,14 @@ class TrainConfig:
 
 
 def model_config_for(game: GridConfig, data: Transitions, **overrides: Any) -> WorldModelConfig:
-    """A model config that fits ``game``'s observations, with the reward classes seen in ``data``."""
+    """A model config that fits ``game``'s observations, with the reward classes seen in ``data`` and the
+    channel pairs that never share a cell in it."""
     layout = TokenLayout.for_game(game)
     rewards = tuple(float(r) for r in np.unique(data.reward))
+    settings = {"exclusive": exclusive_channels(data.next_obs), **overrides}
     return WorldModelConfig(
         obs_shape=game.obs_shape, n_agents=game.n_agents, max_count=layout.max_count,
-        full_view=game.view_size is None, reward_values=rewards, **overrides,
+        full_view=game.view_size is None, reward_values=rewards, **settings,
     )  # fmt: skip
 
 

@@ -65,11 +65,15 @@ def test_sample_log_prob_agrees_with_log_prob():
     assert torch.allclose(logp, model.decoder.log_prob(pred.feats, tokens, obs), atol=1e-5)
 
 
-def test_log_prob_sums_to_one_over_every_observation():
+EXCLUSIVE = ((0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+
+
+@pytest.mark.parametrize("exclusive", [(), EXCLUSIVE], ids=["no-exclusions", "coins-apart"])
+def test_log_prob_sums_to_one_over_every_observation(exclusive):
     """On a 2x3 full-view game the model's distribution lives on the 6^4 observations that keep one self,
-    one other, one coin each and no walls: their probabilities sum to 1."""
+    one other, one coin each and no walls (fewer with channel exclusions): their probabilities sum to 1."""
     game = gridmarl.make_config(height=2, width=3)
-    model = tiny_model(game).eval()
+    model = tiny_model(game, exclusive=exclusive).eval()
     core, state = random_states(game, 3)
     cells = range(6)
     candidates = []
@@ -108,3 +112,24 @@ def test_config_errors():
         tiny_model(game, variant="dreamer")
     with pytest.raises(ValueError, match="fusion must be one of"):
         tiny_model(game, fusion="add")
+
+
+def test_exclusive_channels_are_never_violated():
+    """Channel pairs the data never shows on one cell (coins under players, two coins together) never
+    appear in samples, and get probability 0."""
+    game = gridmarl.make_config(height=3, width=3, coins_per_agent=2)
+    model = tiny_model(game, exclusive=EXCLUSIVE).eval()
+    core, state = random_states(game, 64)
+    obs = core.observe(state, (0,))[:, 0]
+    nxt, _ = model.sample(
+        obs, np.zeros(64, int), np.zeros((64, 1), int), generator=torch.Generator().manual_seed(0)
+    )
+    present = nxt.flatten(2) > 0
+    for a, b in EXCLUSIVE:
+        assert not (present[:, a] & present[:, b]).any()
+    bad = nxt.clone()
+    cell = bad[0, 0].flatten().argmax()
+    bad[0, 2].view(-1)[:] = 0
+    bad[0, 2].view(-1)[cell] = 1  # an own coin under the player
+    bad[0, 2].view(-1)[(cell + 1) % 9] = 1
+    assert model.log_prob(obs[:1], [0], [[0]], bad[:1]).item() == -np.inf
