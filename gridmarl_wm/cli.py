@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gridmarl.config import PRESETS, make_config
 
 
@@ -114,6 +116,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from gridmarl_wm.data import CollectConfig, collect
     from gridmarl_wm.evaluate import exhaustive_metrics, open_loop, opponent_metrics
     from gridmarl_wm.model import WorldModel
+    from gridmarl_wm.plots import plot_open_loop, plot_predictions, plot_tv_histogram
     from gridmarl_wm.train import env_threads
 
     env_threads()
@@ -121,10 +124,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
     game = model.game
     start = time.perf_counter()
     report: dict[str, Any] = {"model": str(args.model)}
+    plots = Path(args.plots) if args.plots else None
+    if plots:
+        plots.mkdir(parents=True, exist_ok=True)
     if game.view_size is None:
         exhaustive = exhaustive_metrics(model, game, sample_states=args.sample_states, seed=args.seed)
-        exhaustive.pop("tv")
+        tv = exhaustive.pop("tv")
         report["exhaustive"] = exhaustive
+        if plots:
+            plot_tv_histogram(tv, plots / "tv_histogram.png")
     held_out = collect(game, CollectConfig(steps=100, num_envs=64, policy=args.policy, seed=args.seed + 1))
     report["opponent_model"] = opponent_metrics(model, held_out)
     if not args.no_open_loop:
@@ -136,6 +144,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
                 model, game, episodes=256, opponent=args.policy, seed=args.seed, modelled_opponents=True
             ),
         }
+        if plots:
+            plot_open_loop(report["open_loop"], plots / "open_loop.png")
+    if plots:
+        # a few of player_0's transitions: the first two where it got a reward, then ordinary ones
+        mine = np.flatnonzero(held_out.agent == 0)
+        rewarded = mine[held_out.reward[mine] != 0][:2]
+        rows = np.concatenate([rewarded, mine[~np.isin(mine, rewarded)][: 4 - len(rewarded)]])
+        plot_predictions(model, held_out, plots / "predictions.png", rows, seed=args.seed)
     report["seconds"] = time.perf_counter() - start
     text = json.dumps(report, indent=2)
     print(text)
@@ -186,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--policy", default="random", help="the others' policy in held-out and open-loop data")
     p.add_argument("--no-open-loop", action="store_true")
+    p.add_argument(
+        "--plots", default=None, help="write tv_histogram.png, open_loop.png, predictions.png here"
+    )
     p.add_argument("--out", default=None)
     p.set_defaults(func=cmd_eval)
     return parser

@@ -36,7 +36,19 @@ def test_collect_train_resume_eval(tmp_path):
     ).stdout
     assert "resumed at step 4" in resumed and '"step": 6' in resumed
     report = tmp_path / "eval.json"
-    cli("eval", "--model", str(run / "checkpoint.pt"), "--sample-states", "10", "--out", str(report))
+    cli(
+        "eval",
+        "--model",
+        str(run / "checkpoint.pt"),
+        "--sample-states",
+        "10",
+        "--out",
+        str(report),
+        "--plots",
+        str(tmp_path / "plots"),
+    )
+    for name in ("tv_histogram.png", "open_loop.png", "predictions.png"):
+        assert (tmp_path / "plots" / name).stat().st_size > 10_000
     r = json.loads(report.read_text())
     assert r["exhaustive"]["n_transitions"] == 250 and 0 <= r["exhaustive"]["tv_mean"] <= 1
     assert 0 <= r["opponent_model"]["opponent_top1"] <= 1
