@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import gridmarl
-from gridmarl_wm.data import CollectConfig, collect, load, save
+from gridmarl_wm.data import FIELDS, CollectConfig, collect, load, save
 
 WALLS = {"layout": gridmarl.config.WALLED_LAYOUT, "n_agents": 3, "coins_per_agent": 2}
 
@@ -60,33 +60,15 @@ def test_save_load_round_trip_and_errors(tmp_path):
     save(path, data, game, cfg, ["random"])
     back, meta = load(path, game)
     assert meta["game"] == game and meta["collect"]["seed"] == 3
-    for field in ("obs", "action", "others", "reward", "next_obs", "truncated", "agent", "t", "episode"):
+    for field in FIELDS:
         np.testing.assert_array_equal(getattr(back, field), getattr(data, field))
     with pytest.raises(ValueError, match="another game"):
         load(path, gridmarl.make_config(height=5))
     (tmp_path / "bad.npz").write_bytes(b"not a zip file at all")
     with pytest.raises(ValueError, match="not a readable gridmarl transitions file"):
         load(tmp_path / "bad.npz")
-    np.savez(
-        tmp_path / "other.npz",
-        meta=np.array('{"format": "x/1"}'),
-        **{
-            k: getattr(data, k)
-            for k in (
-                "obs",
-                "action",
-                "others",
-                "reward",
-                "next_obs",
-                "truncated",
-                "agent",
-                "t",
-                "episode",
-                "policy",
-                "others_probs",
-            )
-        },
-    )
+    fields = {k: getattr(data, k) for k in FIELDS}
+    np.savez(tmp_path / "other.npz", meta=np.array('{"format": "x/1"}'), **fields)
     with pytest.raises(ValueError, match="format 'x/1'"):
         load(tmp_path / "other.npz")
 
