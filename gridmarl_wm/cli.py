@@ -105,6 +105,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         trainer.resume()
         print(f"resumed at step {trainer.step}")
     last = trainer.run(progress=not args.no_progress)
+    if trainer.world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
     if trainer.rank != 0:
         return
     plot_losses(Path(args.out) / "metrics.jsonl", Path(args.out) / "losses.png")

@@ -189,6 +189,7 @@ class Trainer:
         start = time.perf_counter()
         sums: dict[str, float] = {}
         count, last = 0, {}
+        vq: dict[str, float] = {}
         t_log = time.perf_counter()
         self.model.train()
         while self.step < min(cfg.steps, stop_at or cfg.steps):
@@ -209,15 +210,21 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.opt.step()
             self.step += 1
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            for k, v in terms.items():  # summed on the device: no host sync per term and step
+                sums[k] = sums.get(k, 0.0) + v.detach()
             count += 1
             if self.model.cfg.variant == "vq" and self.step % cfg.vq_restart_every == 0:
-                sums["vq_codes_used"] = self.model.quantiser.code_usage()["codes_used"] * count
-                sums["vq_restarted"] = self.model.quantiser.restart_dead(self.generator) * count
+                quantiser = self.model.quantiser
+                vq = {
+                    "vq_codes_used": quantiser.code_usage()["codes_used"],
+                    "vq_restarted": quantiser.restart_dead(self.generator),
+                }
+                if self.world > 1:  # every process restarts from its own inputs: keep rank 0's codebook
+                    dist.broadcast(quantiser.codebook.data, 0)
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 now = time.perf_counter()
-                last = {k: v / count for k, v in sums.items()}
+                last = {k: float(v) / count for k, v in sums.items()}
+                last.update(vq)
                 last.update(
                     step=self.step,
                     lr=self.lr_at(self.step - 1),

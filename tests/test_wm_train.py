@@ -124,3 +124,11 @@ def test_ddp_two_processes_match_one(data, tmp_path):
     ddp = ckpt.read_checkpoint(tmp_path / "ddp" / "checkpoint.pt")["model"]
     for k, v in single.model.state_dict().items():
         assert torch.allclose(v, ddp[k], atol=1e-5, rtol=1e-4), k
+
+
+def test_vq_reports_code_usage_and_restarts_dead_codes(data, tmp_path):
+    torch.manual_seed(0)
+    model = WorldModel(model_config_for(GAME, data, variant="vq", vq_codes=16, vq_groups=4, **SMALL))
+    cfg = TrainConfig(steps=8, batch_size=32, log_every=8, vq_restart_every=4, warmup=1)
+    last = Trainer(model, data, GAME, cfg, tmp_path).run(progress=False)
+    assert 0 < last["vq_codes_used"] <= 1 and last["vq_restarted"] == round(16 * (1 - last["vq_codes_used"]))
