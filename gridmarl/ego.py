@@ -17,7 +17,8 @@ from gridmarl.opponents import DEFAULT_SWITCH_POOL, OpponentPolicy, Opponents
 
 
 class EgoGames:
-    """A batch of ``num_envs`` games, player ``ego`` acting, the others driven by :class:`Opponents`.
+    """A batch of ``num_envs`` games, player ``ego`` acting, the others driven by :class:`Opponents`
+    (``ego=None``: every player is driven, as in data collection).
 
     Per step, one block of uniforms (N, n_step_draws + n_coins) is drawn from the caller's generator: first
     the opponents' draws, then the respawn draws. Per reset, (R, n_agents + n_coins + n_reset_draws).
@@ -27,15 +28,17 @@ class EgoGames:
         self,
         config: GridConfig,
         num_envs: int,
-        ego: int = 0,
+        ego: int | None = 0,
         opponent: str | OpponentPolicy | Sequence[str | OpponentPolicy] = "random",
         switch_every: int = 10,
         switch_pool: Sequence[str] = DEFAULT_SWITCH_POOL,
     ) -> None:
         self.core = GridCore(config)
-        if isinstance(ego, bool) or not isinstance(ego, int | np.integer) or not 0 <= ego < config.n_agents:
+        if ego is not None and (
+            isinstance(ego, bool) or not isinstance(ego, int | np.integer) or not 0 <= ego < config.n_agents
+        ):
             raise ValueError(f"ego must be a player index in 0..{config.n_agents - 1}, got {ego!r}")
-        self.ego = int(ego)
+        self.ego = None if ego is None else int(ego)
         self.num_envs = num_envs
         self.opponents = Opponents(self.core, self.ego, opponent, switch_every, switch_pool)
         self.state: State | None = None
@@ -54,17 +57,29 @@ class EgoGames:
             self.state.put(rows, fresh)
         self.opponents.reset(self.num_envs, rows, u[:, self._n_place :])
 
-    def step(self, ego_actions: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Advance every game; returns every player's rewards (N, n_agents) and the opponents' actions
-        (N, n_agents - 1)."""
+    def act(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The opponents' actions (N, n_opponents) for this step, and the respawn uniforms (N, n_coins)
+        drawn with them (one draw per step: the opponents' part first)."""
         n_draw = self.opponents.n_step_draws
         u = rng.random((self.num_envs, n_draw + self.core.n_coins))
-        opp = self.opponents.act(self.state, u[:, :n_draw])
+        return self.opponents.act(self.state, u[:, :n_draw]), u[:, n_draw:]
+
+    def advance(
+        self, ego_actions: np.ndarray | None, opponent_actions: np.ndarray, u: np.ndarray
+    ) -> np.ndarray:
+        """Play the joint action; returns every player's rewards (N, n_agents)."""
         joint = self._joint
-        joint[:, self.ego] = ego_actions
-        joint[:, self._opp_cols] = opp
-        rewards, _ = self.core.step(self.state, joint, u[:, n_draw:])
-        return rewards, opp
+        if self.ego is not None:
+            joint[:, self.ego] = ego_actions
+        joint[:, self._opp_cols] = opponent_actions
+        rewards, _ = self.core.step(self.state, joint, u)
+        return rewards
+
+    def step(self, ego_actions: np.ndarray | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Advance every game; returns every player's rewards (N, n_agents) and the opponents' actions
+        (N, n_opponents)."""
+        opponent_actions, u = self.act(rng)
+        return self.advance(ego_actions, opponent_actions, u), opponent_actions
 
     def observe(self) -> np.ndarray:
         """The ego's observations, (N, 5, h, w) float32."""

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from gridmarl import GridConfig, GridCore, make_config
-from gridmarl.opponents import DEFAULT_SWITCH_POOL, Opponents
+from gridmarl import GridConfig, make_config
+from gridmarl.ego import EgoGames
 
 DATA_FORMAT = "gridmarl-transitions/1"
 FIELDS = (
@@ -106,39 +106,24 @@ def collect(game: GridConfig | dict | None, cfg: CollectConfig) -> Transitions:
     game = make_config(game)
     if cfg.steps < 1 or cfg.num_envs < 1:
         raise ValueError(f"steps and num_envs must be >= 1, got steps={cfg.steps}, num_envs={cfg.num_envs}")
-    core = GridCore(game)
     policy = list(cfg.policy) if isinstance(cfg.policy, list | tuple) else cfg.policy
-    players = Opponents(
-        core, ego=None, opponent=policy, switch_every=cfg.switch_every, switch_pool=DEFAULT_SWITCH_POOL
-    )
+    games = EgoGames(game, cfg.num_envs, ego=None, opponent=policy, switch_every=cfg.switch_every)
+    core, players = games.core, games.opponents
     rng = np.random.default_rng(cfg.seed)
-    N, A, C = cfg.num_envs, game.n_agents, game.n_coins
-    n_place = A + C
-
-    def reset(rows: np.ndarray | None) -> None:
-        R = N if rows is None else len(rows)
-        u = rng.random((R, n_place + players.n_reset_draws))
-        fresh = core.reset(u[:, :n_place])
-        if rows is None:
-            state.agents, state.coins, state.t = fresh.agents, fresh.coins, fresh.t
-        else:
-            state.put(rows, fresh)
-        players.reset(N, rows, u[:, n_place:])
-
-    state = core.reset(np.zeros((N, n_place)) + 0.5)
-    reset(None)
+    N, A = cfg.num_envs, game.n_agents
+    games.reset(rng)
     episode = np.arange(N)
     next_episode = N
     others_idx = np.array([[j for j in range(A) if j != i] for i in range(A)])  # (A, A-1)
     parts = []
     for _ in range(cfg.steps):
+        state = games.state
         obs = core.observe(state)  # (N, A, 5, h, w)
         t = state.t.copy()
-        u = rng.random((N, players.n_step_draws + C))
-        joint = players.act(state, u[:, : players.n_step_draws])  # (N, A)
+        joint, u = games.act(rng)  # (N, A)
         policy_ids = players.current.copy()
         probs = players.action_probs(state).astype(np.float32)  # (N, A, 5), after any switch
-        rewards, _ = core.step(state, joint, u[:, players.n_step_draws :])
+        rewards = games.advance(None, joint, u)
         nxt = core.observe(state)
         trunc = core.truncated(state)
         parts.append(
@@ -158,7 +143,7 @@ def collect(game: GridConfig | dict | None, cfg: CollectConfig) -> Transitions:
         )
         if trunc.any():
             rows = np.flatnonzero(trunc)
-            reset(rows)
+            games.reset(rng, rows)
             episode[rows] = next_episode + np.arange(len(rows))
             next_episode += len(rows)
     data = Transitions.concatenate(parts)
