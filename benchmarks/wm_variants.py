@@ -65,7 +65,7 @@ def run_variant(
         checkpoint_every=steps,
         weights=LossWeights(reward=reward_weight),
     )
-    run_dir = Path(runs) / name.replace("/", "-").replace(", ", "_").replace(" ", "-")
+    run_dir = Path(runs) / (name.replace("/", "-").replace(", ", "_").replace(" ", "-") + f"_seed{seed}")
     trainer = Trainer(model, data, game, cfg, run_dir)
     start = time.perf_counter()
     last = trainer.run(progress=False)
