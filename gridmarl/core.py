@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gridmarl.config import N_ACTIONS, N_CHANNELS, GridConfig, make_config
+from gridmarl.config import N_CHANNELS, GridConfig, make_config
 
 # (d_row, d_col) of actions 0 stay, 1 up, 2 down, 3 left, 4 right.
 ACTION_DELTAS = np.array([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)], dtype=np.int64)
@@ -52,14 +52,6 @@ class State:
         self.agents[rows] = other.agents
         self.coins[rows] = other.coins
         self.t[rows] = other.t
-
-    @staticmethod
-    def concatenate(states: list[State]) -> State:
-        return State(
-            np.concatenate([s.agents for s in states]),
-            np.concatenate([s.coins for s in states]),
-            np.concatenate([s.t for s in states]),
-        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, State):
@@ -290,6 +282,3 @@ class GridCore:
 
     def rowcol(self, cell: int) -> tuple[int, int]:
         return divmod(int(cell), self.config.width)
-
-    def n_actions(self) -> int:
-        return N_ACTIONS
