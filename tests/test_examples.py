@@ -28,3 +28,14 @@ def test_random_play_png(tmp_path):
     image = pygame.surfarray.array3d(pygame.image.load(str(path)))
     assert image.shape == (6 * 48, 5 * 48, 3)  # (width px, height px, 3) for the 5x6 map
     assert len(np.unique(image.reshape(-1, 3), axis=0)) > 5
+
+
+def test_keyboard_play_script_gif(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    path = tmp_path / "played.gif"
+    script = "41230"
+    out = run("examples/keyboard_play.py", "--script", script, "--gif", str(path), "--fps", "50")
+    assert "t=5" in out and f"wrote {path}" in out
+    with Image.open(path) as im:
+        assert im.n_frames == len(script) + 1
+        assert im.size == (4 * 48, 4 * 48)
