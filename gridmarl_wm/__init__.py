@@ -1,9 +1,11 @@
 """gridmarl_wm: a learned simulator of the gridmarl coin game.
 
 ``WorldModel`` learns P(o_i^{t+1} | o_i^t, a_i^t, a_{-i}^t) with reward, value and opponent heads;
-``gridmarl_wm.evaluate`` measures it against the game's exact transition distribution.
+``gridmarl_wm.evaluate`` measures it against the game's exact transition distribution; ``ImaginedEnv``
+plays the game inside a model, and ``gridmarl_wm.planning`` plans in it or in the exact rules.
 """
 
+from gridmarl_wm.imagine import ImaginedEnv, ImaginedParallelEnv, ImaginedSimulator
 from gridmarl_wm.model import WorldModel, WorldModelConfig
 
-__all__ = ["WorldModel", "WorldModelConfig"]
+__all__ = ["ImaginedEnv", "ImaginedParallelEnv", "ImaginedSimulator", "WorldModel", "WorldModelConfig"]

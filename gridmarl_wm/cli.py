@@ -1,8 +1,9 @@
-"""``gridmarl-wm``: collect data, train a world model, evaluate it against the exact rules.
+"""``gridmarl-wm``: collect data, train a world model, evaluate it against the exact rules, plan with it.
 
 gridmarl-wm collect --out runs/data.npz [--env GridMARL-v0] [--game n_agents=3 ...] [--steps 2000]
 gridmarl-wm train --data runs/data.npz --out runs/wm [--variant direct] [--steps 11000] [--device cpu]
 gridmarl-wm eval --model runs/wm/checkpoint.pt [--sample-states 4000] [--out runs/wm/eval.json]
+gridmarl-wm demo --out runs/demo [--quick]       # all of it, then planning, with a report
 """
 
 from __future__ import annotations
@@ -163,6 +164,18 @@ def cmd_eval(args: argparse.Namespace) -> None:
         Path(args.out).write_text(text + "\n")
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    from gridmarl_wm.demo import DemoConfig, run_demo
+    from gridmarl_wm.train import env_threads
+
+    env_threads()
+    overrides: dict[str, Any] = {"device": args.device, "seed": args.seed}
+    if args.train_steps is not None:
+        overrides["train_steps"] = args.train_steps
+    cfg = DemoConfig.quick(**overrides) if args.quick else DemoConfig(**overrides)
+    run_demo(args.out, cfg, progress=not args.no_progress)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridmarl-wm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -211,6 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default=None)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "demo", help="the main job: collect, train, evaluate and plan on the default game, with a report"
+    )
+    p.add_argument("--out", required=True, help="writes model.pt, report.json, report.md and plots here")
+    p.add_argument("--quick", action="store_true", help="a smoke-test budget (about a minute)")
+    p.add_argument("--train-steps", type=int, default=None, help="override the training steps")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -2,7 +2,8 @@
 
 For a two-player full-view game an observation is the whole state (channel 2 holds the observer's coins,
 channel 3 the other player's), so the exact next-observation distribution follows from
-:func:`gridmarl.transition_outcomes`. ``log_prob`` and ``sample`` behave like ``WorldModel``'s.
+:func:`gridmarl.transition_outcomes`, and a sample is one step of the rules. ``log_prob``, ``sample`` and
+``reward`` behave like ``WorldModel``'s.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from gridmarl import GridConfig, GridCore, State, make_config, transition_outcomes
+from gridmarl_wm.imagine import state_from_observation
 
 
 class ExactModel:
@@ -27,27 +29,16 @@ class ExactModel:
 
     def state_of(self, obs: np.ndarray) -> State:
         """States (observer as player 0) of observations (B, 5, H, W)."""
-        obs = np.asarray(obs)
-        B, k = obs.shape[0], self.game.coins_per_agent
-        flat = obs.reshape(B, 5, -1)
-        agents = np.stack([flat[:, 0].argmax(1), flat[:, 1].argmax(1)], axis=1)
-        own = np.sort(np.argsort(-flat[:, 2], axis=1, kind="stable")[:, :k], axis=1)
-        other = np.sort(np.argsort(-flat[:, 3], axis=1, kind="stable")[:, :k], axis=1)
-        return State(
-            agents.astype(np.int64), np.concatenate([own, other], 1).astype(np.int64), np.zeros(B, np.int64)
-        )
+        return state_from_observation(self.game, obs)
 
-    def _outcomes(self, obs, self_action, other_actions):
-        state = self.state_of(obs)
-        joint = np.concatenate(
-            [np.asarray(self_action).reshape(-1, 1), np.asarray(other_actions).reshape(-1, 1)], 1
-        )
-        out, src = transition_outcomes(self.game, state, joint.astype(np.int64))
-        return out, src, self.core.observe(out.states, (0,))[:, 0]
+    def _joint(self, self_action, other_actions) -> np.ndarray:
+        a = np.asarray(self_action, dtype=np.int64).reshape(-1, 1)
+        return np.concatenate([a, np.asarray(other_actions, dtype=np.int64).reshape(-1, 1)], 1)
 
     def log_prob(self, obs, self_action, other_actions, next_obs, source=None) -> torch.Tensor:
         obs = np.asarray(obs)
-        out, src, outcome_obs = self._outcomes(obs, self_action, other_actions)
+        out, src = transition_outcomes(self.game, self.state_of(obs), self._joint(self_action, other_actions))
+        outcome_obs = self.core.observe(out.states, (0,))[:, 0]
         target = np.asarray(next_obs)
         rows = np.arange(len(obs)) if source is None else np.asarray(source)
         result = np.full(len(target), -np.inf)
@@ -66,16 +57,19 @@ class ExactModel:
         generator: torch.Generator | None = None,
         temperature: float = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        out, src, outcome_obs = self._outcomes(obs, self_action, other_actions)
-        B = len(np.asarray(obs))
-        u = torch.rand(B, generator=generator).numpy() if temperature else np.zeros(B)
-        first = np.searchsorted(src, np.arange(B))
-        counts = np.bincount(src, minlength=B)
-        cum = np.cumsum(out.probs)
-        base = np.where(first > 0, cum[first - 1], 0.0)
-        pick = np.searchsorted(cum, base + u * (cum[first + counts - 1] - base), side="right")
-        pick = np.minimum(pick, first + counts - 1)
-        return torch.as_tensor(outcome_obs[pick]), torch.as_tensor(out.rewards[first, 0])
+        """One step of the rules from the state each observation shows; respawn cells drawn from
+        ``generator`` (at ``temperature`` 0, the first free cell)."""
+        obs = obs.cpu().numpy() if isinstance(obs, torch.Tensor) else np.asarray(obs)
+        if isinstance(self_action, torch.Tensor):
+            self_action, other_actions = self_action.cpu().numpy(), other_actions.cpu().numpy()
+        state = self.state_of(obs)
+        B = len(obs)
+        if temperature:
+            u = torch.rand((B, self.core.n_coins), generator=generator, dtype=torch.float64).numpy()
+        else:
+            u = np.zeros((B, self.core.n_coins))
+        rewards, _ = self.core.step(state, self._joint(self_action, other_actions), u)
+        return torch.as_tensor(self.core.observe(state, (0,))[:, 0]), torch.as_tensor(rewards[:, 0])
 
     def reward(self, obs, self_action, other_actions) -> torch.Tensor:
         return self.sample(obs, self_action, other_actions, temperature=0)[1]

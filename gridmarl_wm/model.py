@@ -404,7 +404,22 @@ class WorldModel(nn.Module):
                     target, aux_next, _ = self._encode(next_obs)
                     aux = aux + aux_next + F.mse_loss(z_next, target.detach())
             feats = self.unflatten(z_next)
-        s = self.summary(feats)
+        value, opponent_logits = self.observation_heads(obs, agent)
+        return Prediction(
+            feats=feats,
+            reward_logits=self.reward_head(self.summary(feats)),
+            value=value,
+            opponent_logits=opponent_logits,
+            aux_loss=aux,
+            codes=codes,
+        )
+
+    def observation_heads(
+        self, obs: torch.Tensor, agent: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The heads that read the current observation only: V(o) (B,) and the others' action logits
+        (B, n_agents - 1, 5). Cheaper than :meth:`forward`: no transition features."""
+        cfg = self.cfg
         o = self.obs_summary(obs)
         if cfg.agent_id:
             ident = (
@@ -412,17 +427,11 @@ class WorldModel(nn.Module):
                 if agent is None
                 else F.one_hot(agent, cfg.n_agents).float()
             )
-            opp_in = torch.cat([o, ident], 1)
+            o_opp = torch.cat([o, ident], 1)
         else:
-            opp_in = o
-        return Prediction(
-            feats=feats,
-            reward_logits=self.reward_head(s),
-            value=self.value_head(o).squeeze(1),
-            opponent_logits=self.opponent_head(opp_in).reshape(-1, cfg.n_agents - 1, N_ACTIONS),
-            aux_loss=aux,
-            codes=codes,
-        )
+            o_opp = o
+        logits = self.opponent_head(o_opp).reshape(-1, cfg.n_agents - 1, N_ACTIONS)
+        return self.value_head(o).squeeze(1), logits
 
     def decode_log_prob(self, pred: Prediction, obs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(B,) log-probability of ``target`` observations under the decoder, given a forward pass."""
@@ -484,13 +493,10 @@ class WorldModel(nn.Module):
         if self.cfg.agent_id and agent is None:
             raise ValueError("this model's opponent head takes the observer's player index: pass agent=")
         obs = self._tensor(obs, torch.float32)
-        joint = torch.zeros(obs.shape[0], self.cfg.n_agents, dtype=torch.long, device=self.device)
         a = None if agent is None else self._tensor(agent, torch.long)
-        return self(obs, joint, agent=a).opponent_logits.softmax(-1)
+        return self.observation_heads(obs, a)[1].softmax(-1)
 
     @torch.no_grad()
     def value(self, obs) -> torch.Tensor:
         """(B,) V(o)."""
-        obs = self._tensor(obs, torch.float32)
-        joint = torch.zeros(obs.shape[0], self.cfg.n_agents, dtype=torch.long, device=self.device)
-        return self(obs, joint).value
+        return self.observation_heads(self._tensor(obs, torch.float32))[0]

@@ -1,0 +1,127 @@
+"""Imagined steps per second of the batched learned simulator, against the real vector env on the same
+machine, and decisions per second of each planner.
+
+    python benchmarks/imagined_throughput.py --device cpu
+    python benchmarks/imagined_throughput.py --device cuda --batches 4096 65536 262144 --amp bf16
+
+One imagined step is one call of ``ImaginedSimulator.step`` per game: the others' actions from the opponent
+head, then a sampled next observation and reward. Without ``--model`` a default-sized untrained model is
+timed (the same computation as a trained one). Figures are medians of ``--repeats`` timed runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import statistics
+import sys
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import gridmarl
+from gridmarl_wm.data import CollectConfig, collect
+from gridmarl_wm.model import WorldModel
+from gridmarl_wm.planning import CEM, MCTS, ExactSimulator, LearnedSimulator, RandomShooting, play
+from gridmarl_wm.train import model_config_for
+
+
+def timed(fn, repeats: int, work: int) -> float:
+    """Median of ``repeats`` runs of ``fn`` in units of ``work`` per second."""
+    fn()  # warm-up
+    rates = []
+    for _ in range(repeats):
+        sync()
+        t = time.perf_counter()
+        fn()
+        sync()
+        rates.append(work / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batches", type=int, nargs="+", default=[256, 4096])
+    p.add_argument("--steps", type=int, default=10, help="imagined steps per timed run")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--amp", choices=["none", "bf16"], default="none", help="autocast on CUDA")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-planners", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    print("command:", " ".join([sys.executable.split("/")[-1], *sys.argv]))
+    dev_name = (
+        torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
+    )
+    print(f"torch {torch.__version__}, python {platform.python_version()}, device {args.device} ({dev_name})")
+    game = gridmarl.make_config()
+    data = collect(game, CollectConfig(steps=20, num_envs=64, seed=0))
+    if args.model:
+        model = WorldModel.load(args.model, map_location=args.device)
+    else:
+        model = WorldModel(model_config_for(game, data)).to(args.device).eval()
+        model.game = game
+    amp = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if args.amp == "bf16" and args.device.startswith("cuda")
+        else contextlib.nullcontext()
+    )
+    rows = []
+    core = gridmarl.GridCore(game)
+    for B in args.batches:
+        sim = LearnedSimulator(model, seed=0)
+        state = core.reset(np.random.default_rng(0).random((B, game.n_agents + game.n_coins)))
+        obs0 = torch.as_tensor(core.observe(state, (0,))[:, 0], device=args.device)
+        actions = torch.randint(0, 5, (args.steps, B), device=args.device)
+
+        def run(sim=sim, obs0=obs0, actions=actions):
+            obs = obs0
+            with amp:
+                for k in range(args.steps):
+                    obs, _, _ = sim.step(obs, actions[k])
+
+        rate = timed(run, args.repeats, B * args.steps)
+        rows.append((f"imagined, batch {B:,}" + (" (bf16 autocast)" if args.amp == "bf16" else ""), rate))
+        print(f"{rows[-1][0]}: {rate:,.0f} imagined steps/s", flush=True)
+    for N in (4096,):
+        venv = gym.make_vec("GridMARL-v0", num_envs=N, vectorization_mode="vector_entry_point")
+        venv.reset(seed=0)
+        acts = np.random.default_rng(0).integers(0, 5, (100, N))
+
+        def real(venv=venv, acts=acts):
+            for a in acts:
+                venv.step(a)
+
+        rate = timed(real, args.repeats, 100 * N)
+        rows.append((f"real vector env, N={N:,}, random opponents (numpy, CPU)", rate))
+        print(f"{rows[-1][0]}: {rate:,.0f} steps/s", flush=True)
+    if not args.no_planners:
+        for name, planner in [("random shooting", RandomShooting()), ("CEM", CEM()), ("MCTS", MCTS())]:
+            for sim_name, sim in [
+                ("exact", ExactSimulator(game, "random")),
+                ("learned", LearnedSimulator(model, seed=0)),
+            ]:
+                res = play(planner, sim, "random", seeds=[0, 1, 2, 3], episodes=4, game=game)
+                rows.append((f"{name}, {sim_name} simulator, 16 games in lockstep", res.decisions_per_s))
+                print(f"{rows[-1][0]}: {res.decisions_per_s:,.0f} decisions/s", flush=True)
+    print()
+    print("| what | per second |")
+    print("|---|---:|")
+    for name, rate in rows:
+        print(f"| {name} | {rate:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()

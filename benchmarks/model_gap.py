@@ -1,0 +1,169 @@
+"""The model gap (DESIGN section 4): each planner's real-env return when it plans with the learned simulator,
+against the same planner with the exact simulator and the true opponent policy, and with the exact simulator
+and the learned opponent model; plus the scripted greedy policy playing the ego, and a temperature sweep.
+
+    gridmarl-wm collect --out runs/data.npz && gridmarl-wm train --data runs/data.npz --out runs/wm
+    python benchmarks/model_gap.py --model runs/wm/checkpoint.pt --out runs/model_gap.json
+
+Before planning against an opponent, the model's opponent and value heads are refit on player_0's view of
+64 x 400 steps of play against it (``fit_observation_heads``); the transition model stays as trained.
+Prints markdown tables and writes every figure as JSON to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import gridmarl
+from gridmarl_wm.data import CollectConfig, collect
+from gridmarl_wm.imagine import ImaginedEnv
+from gridmarl_wm.model import WorldModel
+from gridmarl_wm.opponent_model import fit_observation_heads
+from gridmarl_wm.planning import (
+    _T95,
+    CEM,
+    MCTS,
+    ExactSimulator,
+    LearnedSimulator,
+    RandomShooting,
+    ScriptedEgo,
+    play,
+)
+
+
+def planners(seed: int) -> dict:
+    return {"random shooting": RandomShooting(seed=seed), "CEM": CEM(seed=seed), "MCTS": MCTS(seed=seed)}
+
+
+def ratio_ci(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
+    """Mean of the per-seed ratios and the half-width of its 95% t interval (seeds are paired: the same
+    games)."""
+    r = num / den
+    half = _T95.get(len(r) - 1, 1.96) * r.std(ddof=1) / math.sqrt(len(r)) if len(r) > 1 else float("nan")
+    return float(r.mean()), float(half)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--opponents", nargs="+", default=["random", "greedy", "switching"])
+    p.add_argument("--planners", nargs="+", default=["random shooting", "CEM", "MCTS"])
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--episodes", type=int, default=4, help="episodes per seed")
+    p.add_argument("--temperatures", type=float, nargs="*", default=[0.0, 0.5, 1.0, 2.0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    print("command:", " ".join([sys.executable.split("/")[-1], *sys.argv]))
+    print(
+        f"torch {torch.__version__}, python {platform.python_version()}, {platform.machine()}, device {args.device}"
+    )
+    model = WorldModel.load(args.model, map_location=args.device)
+    game = model.game
+    seeds = list(range(args.seeds))
+    report: dict = {"model": args.model, "seeds": seeds, "episodes": args.episodes, "opponents": {}}
+    start = time.perf_counter()
+    fitted_models = {}
+    for opp in args.opponents:
+        data = collect(game, CollectConfig(steps=400, num_envs=64, policy=("random", opp), seed=100))
+        fitted = fit_observation_heads(model, data, steps=1000, agent=0)
+        fitted_models[opp] = fitted
+        row: dict = {}
+        greedy = play(ScriptedEgo("greedy", game, seed=0), None, opp, seeds, args.episodes, game)
+        row["greedy ego"] = greedy.as_dict()
+        print(f"[{time.perf_counter() - start:7.1f}s] {opp}: greedy ego {greedy.mean:.2f}", flush=True)
+        for name in args.planners:
+            runs = {
+                "exact + true opponent": ExactSimulator(game, opp, seed=0),
+                "exact + learned opponent": ExactSimulator(game, opponent_model=fitted, seed=0),
+                "learned": LearnedSimulator(fitted, seed=0),
+            }
+            res = {
+                k: play(planners(0)[name], sim, opp, seeds, args.episodes, game) for k, sim in runs.items()
+            }
+            base = res["exact + true opponent"].seed_means
+            row[name] = {k: r.as_dict() for k, r in res.items()}
+            row[name]["gap"] = ratio_ci(res["learned"].seed_means, base)
+            row[name]["gap_opponent_only"] = ratio_ci(res["exact + learned opponent"].seed_means, base)
+            print(
+                f"[{time.perf_counter() - start:7.1f}s] {opp} / {name}: "
+                + ", ".join(f"{k} {r.mean:.2f}" for k, r in res.items())
+                + f"; gap {row[name]['gap'][0]:.3f}",
+                flush=True,
+            )
+        report["opponents"][opp] = row
+
+    sweep = []
+    opp = args.opponents[0]
+    for temp in args.temperatures:
+        fitted = fitted_models[opp]
+        real = play(RandomShooting(seed=0), LearnedSimulator(fitted, temperature=temp, seed=0), opp, seeds,
+                    args.episodes, game)  # fmt: skip
+        imagined = play(
+            RandomShooting(seed=0),
+            LearnedSimulator(fitted, temperature=temp, seed=0),
+            opp,
+            seeds,
+            args.episodes,
+            game,
+            make_env=lambda f=fitted, t=temp: ImaginedEnv(f, temperature=t),
+        )
+        sweep.append({"temperature": temp, "real": real.as_dict(), "imagined": imagined.as_dict()})
+        print(f"temperature {temp}: imagined {imagined.mean:.2f}, real {real.mean:.2f}", flush=True)
+    report["temperature_sweep"] = {"opponent": opp, "planner": "random shooting", "rows": sweep}
+    report["seconds"] = time.perf_counter() - start
+    print(markdown(report))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _ci(r: dict) -> str:
+    return f"{r['mean']:.2f} ± {r['ci95']:.2f}"
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "| opponent | planner | exact sim + true opponent | exact sim + learned opponent | learned sim | "
+        "gap (learned / exact) | decisions/s (learned) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for opp, row in report["opponents"].items():
+        lines.append(f"| {opp} | greedy policy as ego (no planning) | {_ci(row['greedy ego'])} | | | | |")
+        for name, r in row.items():
+            if name == "greedy ego":
+                continue
+            g, h = r["gap"]
+            lines.append(
+                f"| {opp} | {name} | {_ci(r['exact + true opponent'])} | {_ci(r['exact + learned opponent'])} | "
+                f"{_ci(r['learned'])} | {g:.3f} ± {h:.3f} | {r['learned']['decisions_per_s']:.0f} |"
+            )
+    sw = report["temperature_sweep"]
+    lines += [
+        "",
+        f"Temperature sweep ({sw['planner']}, {sw['opponent']} opponents): return in imagination (an "
+        "ImaginedEnv at that temperature) and in the real env, planning with the learned simulator at that "
+        "temperature.",
+        "",
+        "| temperature | return in imagination | real return |",
+        "|---:|---:|---:|",
+    ]
+    for row in sw["rows"]:
+        lines.append(f"| {row['temperature']:g} | {_ci(row['imagined'])} | {_ci(row['real'])} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    gridmarl.make_config()  # registers the envs
+    main()

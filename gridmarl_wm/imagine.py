@@ -1,0 +1,383 @@
+"""The learned model as a simulator: a batched tensor simulator, a Gymnasium env and a PettingZoo env.
+
+:class:`ImaginedSimulator` steps a batch of imagined observations with tensors in and out on the model's
+device (no host synchronisation inside a step); planners use it. :class:`ImaginedEnv` is a drop-in
+replacement for ``gym.make("GridMARL-v0")`` and :class:`ImaginedParallelEnv` for
+``gridmarl.parallel_env()`` (two players, full view), both driven by a model's ``sample``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from gridmarl import GridConfig, GridCore, ResetNeeded, State, make_config
+from gridmarl.config import N_ACTIONS, check_action
+from gridmarl.frames import RENDER_FPS, RENDER_MODES, FrameRenderer
+from gridmarl.gym_env import observation_space
+from gridmarl.opponents import DEFAULT_SWITCH_POOL, Opponents
+
+# An opponent of the batched simulator: the ego's observations (B, 5, h, w) -> others' actions (B, n - 1).
+TensorOpponent = Callable[[torch.Tensor], torch.Tensor]
+
+
+def game_of(model: Any, game: GridConfig | dict | None = None) -> GridConfig:
+    """The game a model simulates: ``game`` if given, else the one it was trained or loaded with."""
+    if game is not None:
+        return make_config(game)
+    found = getattr(model, "game", None)
+    if found is None:
+        raise ValueError(
+            "this model does not say which game it simulates (models from WorldModel.load or training "
+            "do): pass game="
+        )
+    return found
+
+
+def state_from_observation(game: GridConfig, obs: np.ndarray, t: np.ndarray | int = 0) -> State:
+    """The states behind full-view observations (B, 5, H, W) of a two-player game, observer as player 0.
+
+    Only there is an observation the whole state: channel 2 holds the observer's coins, channel 3 the
+    other player's.
+    """
+    if game.n_agents != 2 or game.view_size is not None:
+        raise ValueError(
+            "an observation determines the state only in a two-player full-view game; this game has "
+            f"n_agents={game.n_agents}, view_size={game.view_size}"
+        )
+    obs = np.asarray(obs)
+    B, k = obs.shape[0], game.coins_per_agent
+    flat = obs.reshape(B, 5, -1)
+    agents = np.stack([flat[:, 0].argmax(1), flat[:, 1].argmax(1)], axis=1)
+    own = np.sort(np.argsort(-flat[:, 2], axis=1, kind="stable")[:, :k], axis=1)
+    other = np.sort(np.argsort(-flat[:, 3], axis=1, kind="stable")[:, :k], axis=1)
+    times = np.broadcast_to(np.asarray(t, dtype=np.int64), (B,)).copy()
+    return State(agents.astype(np.int64), np.concatenate([own, other], 1).astype(np.int64), times)
+
+
+def swap_view(obs: torch.Tensor | np.ndarray):
+    """A two-player full-view observation as the other player sees it (channels 0<->1, 2<->3)."""
+    return obs[..., [1, 0, 3, 2, 4], :, :]
+
+
+class ImaginedSimulator:
+    """A batch of imagined games stepped by a world model; tensors on the model's device.
+
+    Args:
+        model: a :class:`~gridmarl_wm.WorldModel` (or anything with its ``sample``/``opponent_probs``).
+        opponent: ``"model"`` samples the others' actions from the model's opponent head; a callable maps
+            the ego's observations (B, 5, h, w) to the others' actions (B, n_agents - 1).
+        temperature: of the next-observation, reward and opponent samples; 0 takes the most likely ones.
+        generator: a ``torch.Generator`` on the model's device, for reproducible imagination.
+        agent: the observer's player index, for models whose opponent head takes it.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        opponent: str | TensorOpponent = "model",
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        agent: int = 0,
+    ) -> None:
+        if not (opponent == "model" or callable(opponent)):
+            raise ValueError(f"opponent must be 'model' or a callable obs -> actions, got {opponent!r}")
+        if not (isinstance(temperature, int | float) and temperature >= 0):
+            raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
+        self.model = model
+        self.opponent = opponent
+        self.temperature = float(temperature)
+        self.generator = generator
+        self.agent = agent
+        cfg = getattr(model, "cfg", None)
+        self._agent_id = bool(getattr(cfg, "agent_id", False))
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.model.device)
+
+    def opponent_actions(self, obs: torch.Tensor) -> torch.Tensor:
+        """The others' actions (B, n_agents - 1) at ``obs``."""
+        if callable(self.opponent):
+            return torch.as_tensor(self.opponent(obs), device=obs.device).long()
+        agent = torch.full((obs.shape[0],), self.agent, device=obs.device) if self._agent_id else None
+        probs = self.model.opponent_probs(obs, agent=agent)  # (B, n - 1, 5)
+        if self.temperature == 0:
+            return probs.argmax(-1)
+        if self.temperature != 1:
+            probs = (probs.clamp_min(1e-30).log() / self.temperature).softmax(-1)
+        flat = probs.reshape(-1, N_ACTIONS)
+        return torch.multinomial(flat, 1, generator=self.generator).reshape(probs.shape[:2])
+
+    @torch.no_grad()
+    def step(
+        self, obs: torch.Tensor, actions: torch.Tensor, other_actions: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One imagined step of every game: next observations (B, 5, h, w), the ego's rewards (B,) and the
+        others' actions used (B, n_agents - 1), taken from ``opponent`` unless given."""
+        if other_actions is None:
+            other_actions = self.opponent_actions(obs)
+        nxt, reward = self.model.sample(
+            obs, actions, other_actions, generator=self.generator, temperature=self.temperature
+        )
+        return nxt, reward, other_actions
+
+
+def _scripted_opponent(game: GridConfig, spec: Any, switch_every: int, switch_pool: Sequence[str]):
+    """A callable (obs, t, rng) -> others' actions for scripted opponents, through the state an
+    observation determines (two players, full view)."""
+    core = GridCore(game)
+    opponents = Opponents(core, 0, spec, switch_every, switch_pool)
+
+    def reset(rng: np.random.Generator) -> None:
+        opponents.reset(1, None, rng.random((1, opponents.n_reset_draws)))
+
+    def act(obs: np.ndarray, t: int, rng: np.random.Generator) -> np.ndarray:
+        state = state_from_observation(game, obs[None], t)
+        return opponents.act(state, rng.random((1, opponents.n_step_draws)))[0]
+
+    return opponents, reset, act
+
+
+class ImaginedEnv(gym.Env):
+    """``GridMARL-v0`` played inside a world model: same spaces, API, seeding and truncation.
+
+    Args:
+        model: a :class:`~gridmarl_wm.WorldModel` (or :class:`~gridmarl_wm.exact_model.ExactModel`).
+        opponent: ``"model"`` (the model's opponent head), or, in a two-player full-view game, any opponent
+            ``gym.make("GridMARL-v0")`` takes (a name such as ``"greedy"``, or a callable ``policy(obs)``
+            on the opponent's own observation), run on the state the imagined observation shows.
+        temperature: of every sample; 0 plays the model's most likely outcomes.
+        game: the game, when the model does not carry it.
+        render_mode: as the real env's (two-player full view, where an observation is the whole state).
+        ego: the player whose view is imagined (sets the plain reset's start observation).
+
+    ``reset(options={"obs": real_obs, "t": steps_played})`` starts from a real observation (``t`` sets how
+    many steps remain before truncation); a plain reset draws a start from the game's own distribution.
+    ``step``'s info holds ``opponent_actions``.
+    """
+
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
+
+    def __init__(
+        self,
+        model: Any,
+        opponent: Any = "model",
+        temperature: float = 1.0,
+        game: GridConfig | dict | None = None,
+        render_mode: str | None = None,
+        ego: int = 0,
+        switch_every: int = 10,
+        switch_pool: Sequence[str] = DEFAULT_SWITCH_POOL,
+    ) -> None:
+        self.config = game_of(model, game)
+        self.core = GridCore(self.config)
+        if not (isinstance(ego, int | np.integer) and 0 <= ego < self.config.n_agents):
+            raise ValueError(f"ego must be a player index in 0..{self.config.n_agents - 1}, got {ego!r}")
+        self.ego = int(ego)
+        self.model = model
+        self.observation_space = observation_space(self.config)
+        self.action_space = spaces.Discrete(N_ACTIONS)
+        self._whole_state = self.config.n_agents == 2 and self.config.view_size is None
+        self._scripted = None
+        if opponent != "model":
+            if not self._whole_state:
+                raise ValueError(
+                    f"opponent={opponent!r}: scripted opponents need the state, which only a two-player "
+                    "full-view observation shows; use opponent='model' for this game"
+                )
+            self._scripted = _scripted_opponent(self.config, opponent, switch_every, switch_pool)
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise ValueError(f"render_mode must be one of {[None, *RENDER_MODES]}, got {render_mode!r}")
+        if render_mode is not None and not self._whole_state:
+            raise ValueError(
+                f"render_mode={render_mode!r}: an imagined game is drawn from the state its observation "
+                "shows, so only two-player full-view games render"
+            )
+        self.render_mode = render_mode
+        self._renderer = FrameRenderer(render_mode)
+        self.generator = torch.Generator(device=torch.device(model.device))
+        self.sim = ImaginedSimulator(
+            model,
+            "model" if self._scripted is None else self._scripted_actions,
+            temperature,
+            self.generator,
+            agent=self.ego,
+        )
+        self._obs: torch.Tensor | None = None
+        self._t = 0
+
+    @property
+    def temperature(self) -> float:
+        return self.sim.temperature
+
+    def _scripted_actions(self, obs: torch.Tensor) -> torch.Tensor:
+        act = self._scripted[2]
+        return torch.as_tensor(act(obs[0].cpu().numpy(), self._t, self.np_random)[None], device=obs.device)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.generator.manual_seed(int(self.np_random.integers(2**63 - 1)))
+        options = options or {}
+        start = options.get("obs")
+        u = self.np_random.random((1, self.config.n_agents + self.config.n_coins))
+        if start is None:
+            obs = self.core.observe(self.core.reset(u), (self.ego,))[0, 0]
+        else:
+            obs = np.asarray(start, dtype=np.float32)
+            if obs.shape != self.config.obs_shape or not self.observation_space.contains(obs):
+                raise ValueError(
+                    f"options['obs'] must be an observation of this game, shape {self.config.obs_shape} "
+                    f"within {self.observation_space}; got shape {obs.shape}"
+                )
+        t = options.get("t", 0)
+        if isinstance(t, bool) or not isinstance(t, int | np.integer) or not 0 <= t <= self.config.max_steps:
+            raise ValueError(
+                f"options['t'] must be an int in 0..max_steps={self.config.max_steps}, got {t!r}"
+            )
+        self._t = int(t)
+        self._obs = torch.as_tensor(obs, device=self.generator.device)[None]
+        if self._scripted is not None:
+            self._scripted[1](self.np_random)
+        if self.render_mode == "human":
+            self.render()
+        return obs.copy(), {}
+
+    def step(self, action):
+        if self._obs is None or self._t >= self.config.max_steps:
+            raise ResetNeeded("the episode has ended (or never started): call reset() before step()")
+        a = torch.tensor([check_action(action)], device=self._obs.device)
+        nxt, reward, others = self.sim.step(self._obs, a)
+        self._obs = nxt.to(torch.float32)
+        self._t += 1
+        truncated = self._t >= self.config.max_steps
+        info = {"opponent_actions": others[0].cpu().numpy().astype(np.int64), "t": self._t}
+        if self.render_mode == "human":
+            self.render()
+        return self._obs[0].cpu().numpy(), float(reward[0]), False, truncated, info
+
+    def imagined_state(self) -> State:
+        """The state the current imagined observation shows (two players, full view)."""
+        if self._obs is None:
+            raise ResetNeeded("call reset() before imagined_state()")
+        state = state_from_observation(self.config, self._obs.cpu().numpy(), self._t)
+        if self.ego != 0:
+            state.agents[:, [0, self.ego]] = state.agents[:, [self.ego, 0]]
+            k = self.config.coins_per_agent
+            state.coins[:] = np.concatenate([state.coins[:, k:], state.coins[:, :k]], 1)
+        return state
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode= to ImaginedEnv")
+            return None
+        return self._renderer.render(self.core, self.imagined_state(), 0, highlight=self.ego)
+
+    def close(self) -> None:
+        self._renderer.close()
+
+
+class ImaginedParallelEnv(ParallelEnv):
+    """``gridmarl.parallel_env()`` of a two-player full-view game, played inside a world model.
+
+    The imagined state is player_0's observation (the whole state); player_1 sees it with the players'
+    channels swapped. Rewards come from the model's reward head for each player's view.
+    """
+
+    metadata = {"name": "gridmarl_imagined_v0", "render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
+
+    def __init__(
+        self,
+        model: Any,
+        temperature: float = 1.0,
+        game: GridConfig | dict | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        self.config = game_of(model, game)
+        if self.config.n_agents != 2 or self.config.view_size is not None:
+            raise ValueError(
+                "ImaginedParallelEnv needs a two-player full-view game: each player's view is then known "
+                f"from the other's; this game has n_agents={self.config.n_agents}, "
+                f"view_size={self.config.view_size}. Use ImaginedEnv(model, opponent='model') instead"
+            )
+        self.env = ImaginedEnv(model, opponent="model", temperature=temperature, game=self.config)
+        self.possible_agents = ["player_0", "player_1"]
+        self.agents: list[str] = []
+        self._obs_space = observation_space(self.config)
+        self._act_space = spaces.Discrete(N_ACTIONS)
+        self.state_space = spaces.Box(0.0, float(self.config.n_agents), self.config.state_shape, np.float32)
+        self.render_mode = render_mode
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise ValueError(f"render_mode must be one of {[None, *RENDER_MODES]}, got {render_mode!r}")
+        self._renderer = FrameRenderer(render_mode)
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        return self._obs_space
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        return self._act_space
+
+    def _views(self, obs0: np.ndarray) -> dict[str, np.ndarray]:
+        return {"player_0": obs0, "player_1": np.ascontiguousarray(swap_view(obs0))}
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs0, _ = self.env.reset(seed=seed, options=options)
+        self.agents = list(self.possible_agents)
+        if self.render_mode == "human":
+            self.render()
+        return self._views(obs0), {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, Any]):
+        if not self.agents:
+            raise ResetNeeded("the episode has ended (or never started): call reset() before step()")
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise ValueError(f"actions lacks {missing}: give one action per live agent {self.agents}")
+        a0 = check_action(actions["player_0"], "action of player_0")
+        a1 = check_action(actions["player_1"], "action of player_1")
+        env = self.env
+        obs = env._obs
+        dev = obs.device
+        nxt, r0, _ = env.sim.step(obs, torch.tensor([a0], device=dev), torch.tensor([[a1]], device=dev))
+        r1 = env.model.reward(
+            swap_view(obs), torch.tensor([a1], device=dev), torch.tensor([[a0]], device=dev)
+        )
+        env._obs = nxt.to(torch.float32)
+        env._t += 1
+        truncated = env._t >= self.config.max_steps
+        obs0 = env._obs[0].cpu().numpy()
+        rewards = {"player_0": float(r0[0]), "player_1": float(r1[0])}
+        agents = self.agents
+        if truncated:
+            self.agents = []
+        if self.render_mode == "human":
+            self.render()
+        return (
+            self._views(obs0),
+            rewards,
+            {a: False for a in agents},
+            {a: truncated for a in agents},
+            {a: {} for a in agents},
+        )
+
+    def state(self) -> np.ndarray:
+        """Global state (5, H, W) float32 of the imagined game."""
+        if self.env._obs is None:
+            raise ResetNeeded("call reset() before state()")
+        return self.env.core.global_state(self.env.imagined_state())[0]
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode")
+            return None
+        return self._renderer.render(self.env.core, self.env.imagined_state(), 0)
+
+    def close(self) -> None:
+        self._renderer.close()
+        self.env.close()

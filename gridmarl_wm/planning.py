@@ -1,0 +1,523 @@
+"""Planners that run unchanged on the exact simulator and on the learned one.
+
+A *simulator* here is batched and branchable: ``roots(envs, obs)`` takes the current real games (the exact
+simulator reads their ``get_state()``, the learned one their observations), ``repeat`` and ``take`` copy
+rows, and ``step(states, actions, other_actions=None)`` returns new states, the ego's rewards (a tensor)
+and the others' actions (sampled from its opponent model unless given). ``value(states)`` is V or None.
+
+Planners (:class:`RandomShooting`, :class:`CEM`, :class:`MCTS`) take a batch of roots and return one ego
+action per root. :func:`play` runs a planner in real games and reports its returns.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from gridmarl import GridConfig, GridCore, State, make_config
+from gridmarl.config import N_ACTIONS
+from gridmarl.ego import state_from_snapshot
+from gridmarl.gym_env import GridMARLEnv
+from gridmarl.opponents import DEFAULT_SWITCH_POOL, Opponents
+from gridmarl_wm.imagine import ImaginedSimulator
+
+# ---------------------------------------------------------------------------------------------- simulators
+
+
+@dataclass
+class ExactStates:
+    """Rows of exact games: the states and each row's current scripted opponent policies."""
+
+    state: State
+    policies: np.ndarray  # (N, n_opponents) policy ids
+
+    def __len__(self) -> int:
+        return self.state.batch_size
+
+
+class ExactSimulator:
+    """The game's rules as a planner's simulator.
+
+    Args:
+        game: the game.
+        opponent: the others' policy, as ``gym.make("GridMARL-v0", opponent=...)`` takes it (the true
+            policy when it matches the real env's).
+        opponent_model: instead of ``opponent``, sample the others' actions from this model's opponent head
+            (the "exact simulator + learned opponent model" row of the model gap).
+        value_fn: ``obs (B, 5, h, w) tensor -> (B,)`` for value bootstraps (e.g. ``model.value``).
+        seed: of the respawn and opponent draws.
+    """
+
+    def __init__(
+        self,
+        game: GridConfig | dict | None = None,
+        opponent: Any = "random",
+        opponent_model: Any = None,
+        value_fn: Any = None,
+        seed: int = 0,
+        ego: int = 0,
+        switch_every: int = 10,
+        switch_pool: Sequence[str] = DEFAULT_SWITCH_POOL,
+    ) -> None:
+        self.game = make_config(game)
+        self.core = GridCore(self.game)
+        self.ego = ego
+        self.opponents = Opponents(self.core, ego, opponent, switch_every, switch_pool)
+        self.opponent_model = opponent_model
+        self.value_fn = value_fn
+        self.rng = np.random.default_rng(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.slots = np.array(self.opponents.slots)
+
+    def roots(self, envs: Sequence[GridMARLEnv], obs: Any = None) -> ExactStates:
+        snaps = [env.unwrapped.get_state() for env in envs]
+        states = [state_from_snapshot(self.core, s) for s in snaps]
+        state = State(
+            np.concatenate([s.agents for s in states]),
+            np.concatenate([s.coins for s in states]),
+            np.concatenate([s.t for s in states]),
+        )
+        return ExactStates(state, np.stack([np.asarray(s["opponent_policies"]) for s in snaps]))
+
+    def repeat(self, states: ExactStates, k: int) -> ExactStates:
+        return self.take(states, np.repeat(np.arange(len(states)), k))
+
+    def take(self, states: ExactStates, rows) -> ExactStates:
+        rows = np.asarray(rows.cpu() if isinstance(rows, torch.Tensor) else rows)
+        return ExactStates(states.state.take(rows), states.policies[rows].copy())
+
+    def observe(self, states: ExactStates) -> torch.Tensor:
+        return torch.as_tensor(self.core.observe(states.state, (self.ego,))[:, 0])
+
+    def step(self, states: ExactStates, actions, other_actions=None):
+        state = states.state.copy()
+        N = state.batch_size
+        opp = self.opponents
+        u = self.rng.random((N, opp.n_step_draws + self.core.n_coins))
+        policies = states.policies.copy()
+        if other_actions is not None:
+            others = np.asarray(
+                other_actions.cpu() if isinstance(other_actions, torch.Tensor) else other_actions
+            )
+        elif self.opponent_model is not None:
+            probs = self.opponent_model.opponent_probs(self.observe(states)).reshape(-1, N_ACTIONS).cpu()
+            others = torch.multinomial(probs, 1, generator=self.generator).reshape(N, -1).numpy()
+        else:
+            opp.current = policies
+            others = opp.act(state, u[:, : opp.n_step_draws])
+        joint = np.zeros((N, self.core.n_agents), dtype=np.int64)
+        joint[:, self.ego] = np.asarray(actions.cpu() if isinstance(actions, torch.Tensor) else actions)
+        joint[:, self.slots] = others
+        rewards, _ = self.core.step(state, joint, u[:, opp.n_step_draws :])
+        return ExactStates(state, policies), torch.as_tensor(rewards[:, self.ego]), torch.as_tensor(others)
+
+    def value(self, states: ExactStates) -> torch.Tensor | None:
+        if self.value_fn is None:
+            return None
+        return torch.as_tensor(self.value_fn(self.observe(states))).float().cpu()
+
+
+class LearnedSimulator:
+    """A world model as a planner's simulator: states are observation tensors on the model's device.
+
+    Args:
+        model: the world model.
+        opponent: ``"model"`` (its opponent head) or a callable ``obs tensor -> others' actions``.
+        temperature: of its samples.
+        seed: of its generator.
+        value: use the model's value head for bootstraps.
+    """
+
+    def __init__(
+        self, model: Any, opponent: Any = "model", temperature: float = 1.0, seed: int = 0, value: bool = True
+    ) -> None:
+        self.model = model
+        device = torch.device(model.device)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.sim = ImaginedSimulator(model, opponent, temperature, self.generator)
+        self.use_value = value and hasattr(model, "value")
+        self.device = device
+
+    def roots(self, envs: Any, obs) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(obs), device=self.device, dtype=torch.float32)
+
+    def repeat(self, states: torch.Tensor, k: int) -> torch.Tensor:
+        return states.repeat_interleave(k, dim=0)
+
+    def take(self, states: torch.Tensor, rows) -> torch.Tensor:
+        return states[torch.as_tensor(rows, device=self.device)]
+
+    def step(self, states: torch.Tensor, actions, other_actions=None):
+        actions = torch.as_tensor(actions, device=self.device)
+        if other_actions is not None:
+            other_actions = torch.as_tensor(other_actions, device=self.device)
+        nxt, reward, others = self.sim.step(states, actions, other_actions)
+        return nxt.float(), reward, others
+
+    def value(self, states: torch.Tensor) -> torch.Tensor | None:
+        return self.model.value(states) if self.use_value else None
+
+
+# ---------------------------------------------------------------------------------------------- planners
+
+
+def _horizon(horizon: int, steps_left) -> int:
+    if steps_left is None:
+        return horizon
+    return max(1, min(horizon, int(np.max(steps_left))))
+
+
+def _rollout(sim, states, actions: torch.Tensor, gamma: float, bootstrap: bool, steps_left=None, others=None):
+    """Discounted returns (N,) and per-step rewards (N, H) of action sequences ``actions`` (N, H)."""
+    H = actions.shape[1]
+    rewards = []
+    for h in range(H):
+        o = None if others is None else others[:, h]
+        states, r, _ = sim.step(states, actions[:, h], o)
+        rewards.append(r.float())
+    rew = torch.stack(rewards, 1)
+    disc = gamma ** torch.arange(H, dtype=rew.dtype, device=rew.device)
+    if steps_left is not None:
+        left = torch.as_tensor(np.broadcast_to(steps_left, (rew.shape[0],)).copy(), device=rew.device)
+        rew = rew * (torch.arange(H, device=rew.device)[None] < left[:, None])
+    ret = (rew * disc).sum(1)
+    if bootstrap:
+        v = sim.value(states)
+        if v is not None:
+            ret = ret + gamma**H * v.to(ret.device).float()
+    return ret, rew
+
+
+def _repeat_steps(steps_left, R: int, k: int):
+    if steps_left is None:
+        return None
+    return np.repeat(np.broadcast_to(np.asarray(steps_left), (R,)), k)
+
+
+@dataclass
+class RandomShooting:
+    """Random-shooting MPC: roll out ``n_sequences`` uniformly random action sequences of length
+    ``horizon`` from each root and play the first action of the best."""
+
+    n_sequences: int = 256
+    horizon: int = 6
+    gamma: float = 0.8
+    value_bootstrap: bool = False
+    seed: int = 0
+    generator: torch.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_positive(n_sequences=self.n_sequences, horizon=self.horizon)
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def act(self, sim, roots, steps_left=None) -> np.ndarray:
+        R, K = len(roots), self.n_sequences
+        H = _horizon(self.horizon, steps_left)
+        seqs = torch.randint(0, N_ACTIONS, (R, K, H), generator=self.generator)
+        dev = getattr(sim, "device", torch.device("cpu"))
+        ret, _ = _rollout(
+            sim,
+            sim.repeat(roots, K),
+            seqs.reshape(R * K, H).to(dev),
+            self.gamma,
+            self.value_bootstrap,
+            _repeat_steps(steps_left, R, K),
+        )
+        best = ret.reshape(R, K).argmax(1).cpu()
+        return seqs[torch.arange(R), best, 0].numpy()
+
+
+@dataclass
+class CEM:
+    """The cross-entropy method over categorical action sequences: sample ``n_samples`` sequences from
+    per-step categoricals, refit them to the ``elite_frac`` best, ``iterations`` times; play the most
+    likely first action."""
+
+    n_samples: int = 64
+    horizon: int = 8
+    iterations: int = 4
+    elite_frac: float = 0.125
+    smoothing: float = 0.2
+    gamma: float = 0.8
+    value_bootstrap: bool = False
+    seed: int = 0
+    generator: torch.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_positive(n_samples=self.n_samples, horizon=self.horizon, iterations=self.iterations)
+        if not 0 < self.elite_frac <= 1:
+            raise ValueError(f"elite_frac must lie in (0, 1], got {self.elite_frac!r}")
+        if not 0 <= self.smoothing < 1:
+            raise ValueError(f"smoothing must lie in [0, 1), got {self.smoothing!r}")
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def act(self, sim, roots, steps_left=None) -> np.ndarray:
+        R, K = len(roots), self.n_samples
+        H = _horizon(self.horizon, steps_left)
+        n_elite = max(1, round(self.elite_frac * K))
+        probs = torch.full((R, H, N_ACTIONS), 1.0 / N_ACTIONS)
+        dev = getattr(sim, "device", torch.device("cpu"))
+        base = sim.repeat(roots, K)
+        left = _repeat_steps(steps_left, R, K)
+        for _ in range(self.iterations):
+            seqs = torch.multinomial(
+                probs.reshape(R * H, N_ACTIONS), K, replacement=True, generator=self.generator
+            )
+            seqs = seqs.reshape(R, H, K).transpose(1, 2)  # (R, K, H)
+            ret, _ = _rollout(
+                sim, base, seqs.reshape(R * K, H).to(dev), self.gamma, self.value_bootstrap, left
+            )
+            elite = ret.reshape(R, K).topk(n_elite, dim=1).indices.cpu()  # (R, E)
+            chosen = seqs[torch.arange(R)[:, None], elite]  # (R, E, H)
+            freq = torch.nn.functional.one_hot(chosen, N_ACTIONS).float().mean(1)  # (R, H, 5)
+            probs = (1 - self.smoothing) * freq + self.smoothing * probs
+        return probs[:, 0].argmax(1).numpy()
+
+
+class _Node:
+    __slots__ = ("n", "pending", "w")
+
+    def __init__(self, k: int) -> None:
+        self.n = np.zeros(k)
+        self.w = np.zeros(k)
+        self.pending = np.zeros(k)
+
+
+def _ucb(node: _Node, c: float, sign: float) -> int:
+    visits = node.n + node.pending
+    if (visits == 0).any():
+        return int(np.flatnonzero(visits == 0)[0])
+    q = sign * node.w / visits
+    return int(np.argmax(q + c * np.sqrt(np.log(visits.sum()) / visits)))
+
+
+@dataclass
+class MCTS:
+    """Open-loop Monte Carlo tree search over the ego's action sequences, ``parallel`` simulations at a time
+    per root (virtual visits keep them apart), random rollouts to ``horizon``.
+
+    ``opponents="chance"``: the others' moves are chance events drawn by the simulator's opponent model, so
+    a node's value is an average over them. ``"maxmin"``: the others' joint action is a tree node of its
+    own, chosen to minimise the ego's return (a pessimistic plan). It plays the root action with the best
+    mean return among those visited at least half as often as the most visited one.
+    """
+
+    simulations: int = 256
+    horizon: int = 6
+    parallel: int = 32
+    c: float = 0.5
+    opponents: str = "chance"
+    gamma: float = 0.8
+    value_bootstrap: bool = False
+    seed: int = 0
+    n_others: int = 1
+    generator: torch.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_positive(simulations=self.simulations, horizon=self.horizon, parallel=self.parallel)
+        if self.opponents not in ("chance", "maxmin"):
+            raise ValueError(f"opponents must be 'chance' or 'maxmin', got {self.opponents!r}")
+        if self.opponents == "maxmin" and N_ACTIONS**self.n_others > 625:
+            raise ValueError(f"maxmin over {self.n_others} others' joint actions is too wide; use 'chance'")
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def act(self, sim, roots, steps_left=None) -> np.ndarray:
+        R, W = len(roots), self.parallel
+        H = _horizon(self.horizon, steps_left)
+        maxmin = self.opponents == "maxmin"
+        n_joint = N_ACTIONS**self.n_others
+        trees: list[dict[tuple, _Node]] = [{} for _ in range(R)]
+        base = sim.repeat(roots, W)
+        left = _repeat_steps(steps_left, R, W)
+        dev = getattr(sim, "device", torch.device("cpu"))
+        for _ in range(math.ceil(self.simulations / W)):
+            actions = torch.randint(0, N_ACTIONS, (R, W, H), generator=self.generator).numpy()
+            others = torch.randint(0, n_joint, (R, W, H), generator=self.generator).numpy()
+            paths: list[
+                list[tuple[tuple, int, int]]
+            ] = []  # per (root, simulation): (node key, choice, depth)
+            for r in range(R):
+                tree = trees[r]
+                for w in range(W):
+                    path = []
+                    key: tuple = ()
+                    for d in range(H):
+                        node = tree.get(key)
+                        fresh = node is None  # expand it, then roll out at random from here
+                        if fresh:
+                            tree[key] = node = _Node(N_ACTIONS)
+                        a = int(actions[r, w, d]) if fresh else _ucb(node, self.c, 1.0)
+                        node.pending[a] += 1
+                        actions[r, w, d] = a
+                        path.append((key, a, d))
+                        if maxmin:
+                            okey = (*key, a, "o")
+                            onode = tree.get(okey)
+                            if onode is None:
+                                tree[okey] = onode = _Node(n_joint)
+                            b = int(others[r, w, d]) if fresh else _ucb(onode, self.c, -1.0)
+                            onode.pending[b] += 1
+                            others[r, w, d] = b
+                            path.append((okey, b, d))
+                            key = (*key, (a, b))
+                        else:
+                            key = (*key, a)
+                        if fresh:
+                            break
+                    paths.append(path)
+            ego = torch.as_tensor(actions.reshape(R * W, H), device=dev)
+            opp = None
+            if maxmin:
+                joint = others.reshape(R * W, H)
+                digits = N_ACTIONS ** np.arange(self.n_others - 1, -1, -1)
+                opp = torch.as_tensor((joint[:, :, None] // digits) % N_ACTIONS, device=dev)
+            ret, rew = _rollout(sim, base, ego, self.gamma, self.value_bootstrap, left, opp)
+            togo = self._returns_to_go(rew, ret).cpu().numpy()
+            for i, path in enumerate(paths):
+                tree = trees[i // W]
+                for key, a, d in path:
+                    node = tree[key]
+                    node.pending[a] -= 1
+                    node.n[a] += 1
+                    node.w[a] += togo[i, d]
+        best = np.empty(R, dtype=np.int64)
+        for r in range(R):  # the best mean return among the well-visited root actions
+            root = trees[r][()]
+            q = np.where(root.n >= root.n.max() / 2, root.w / np.maximum(root.n, 1), -np.inf)
+            best[r] = int(np.argmax(q))
+        return best
+
+    def _returns_to_go(self, rew: torch.Tensor, ret: torch.Tensor) -> torch.Tensor:
+        """(N, H): the discounted return from each step on, including any bootstrap in ``ret``."""
+        H = rew.shape[1]
+        disc = self.gamma ** torch.arange(H, dtype=rew.dtype, device=rew.device)
+        running = ret - (rew * disc).sum(1)  # the bootstrap, discounted to step 0
+        out = torch.empty_like(rew)
+        for h in range(H - 1, -1, -1):
+            running = running + rew[:, h] * disc[h]
+            out[:, h] = running / disc[h]
+        return out
+
+
+def _check_positive(**values: int) -> None:
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+
+
+# ---------------------------------------------------------------------------------------------- playing
+
+
+class ScriptedEgo:
+    """A scripted policy (``"greedy"``, ``"random"``, ...) playing the ego, behind the planner interface
+    (it reads the real games, so it needs no simulator)."""
+
+    def __init__(self, policy: str = "greedy", game: GridConfig | dict | None = None, seed: int = 0) -> None:
+        self.core = GridCore(make_config(game))
+        self.opponents = Opponents(self.core, None, policy)
+        self.rng = np.random.default_rng(seed)
+        self.name = policy
+
+    def act(self, sim, roots: ExactStates, steps_left=None) -> np.ndarray:
+        self.opponents.current = np.tile(self.opponents.fixed, (len(roots), 1))
+        u = self.rng.random((len(roots), self.opponents.n_step_draws))
+        return self.opponents.act(roots.state, u)[:, 0]
+
+
+@dataclass
+class PlayResult:
+    """Real-env returns of a planner: ``returns`` (seeds, episodes), with mean and a 95% confidence
+    interval over the seeds' means, and how many decisions per second it made."""
+
+    returns: np.ndarray
+    seconds: float
+    decisions: int
+
+    @property
+    def seed_means(self) -> np.ndarray:
+        return self.returns.mean(axis=1)
+
+    @property
+    def mean(self) -> float:
+        return float(self.returns.mean())
+
+    @property
+    def ci95(self) -> float:
+        """Half-width of the 95% t interval of the mean over seeds."""
+        m = self.seed_means
+        if len(m) < 2:
+            return float("nan")
+        return float(_T95.get(len(m) - 1, 1.96) * m.std(ddof=1) / math.sqrt(len(m)))
+
+    @property
+    def decisions_per_s(self) -> float:
+        return self.decisions / self.seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mean": self.mean,
+            "ci95": self.ci95,
+            "seed_means": self.seed_means.tolist(),
+            "decisions_per_s": self.decisions_per_s,
+        }
+
+
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def play(
+    planner: Any,
+    sim: Any,
+    opponent: Any = "random",
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    episodes: int = 4,
+    game: GridConfig | dict | None = None,
+    switch_every: int = 10,
+    progress: Any = None,
+    make_env: Any = None,
+) -> PlayResult:
+    """Play ``episodes`` real games per seed (game seeds ``1000 * seed + e``), all in lockstep, with the
+    planner choosing the ego's action by planning in ``sim`` (its roots come from the real games).
+
+    ``progress``: an optional callable ``(t, max_steps)`` called after every step. ``make_env``: a
+    callable returning the env to play in instead of ``GridMARLEnv(opponent=...)`` (an ``ImaginedEnv``, to
+    measure returns in imagination).
+    """
+    cfg = make_config(game)
+    if make_env is None:
+
+        def make_env():
+            return GridMARLEnv(opponent=opponent, switch_every=switch_every, **_game_kwargs(cfg))
+
+    envs = [make_env() for _ in range(len(seeds) * episodes)]
+    game_seeds = [1000 * s + e for s in seeds for e in range(episodes)]
+    obs = np.stack([env.reset(seed=gs)[0] for env, gs in zip(envs, game_seeds, strict=True)])
+    returns = np.zeros(len(envs))
+    exact_roots = (
+        ExactSimulator(cfg, opponent, switch_every=switch_every) if isinstance(planner, ScriptedEgo) else None
+    )
+    start = time.perf_counter()
+    for t in range(cfg.max_steps):
+        if exact_roots is not None:
+            actions = planner.act(None, exact_roots.roots(envs))
+        else:
+            actions = planner.act(sim, sim.roots(envs, obs), steps_left=cfg.max_steps - t)
+        steps = [env.step(int(a)) for env, a in zip(envs, actions, strict=True)]
+        obs = np.stack([s[0] for s in steps])
+        returns += [s[1] for s in steps]
+        if progress is not None:
+            progress(t + 1, cfg.max_steps)
+    seconds = time.perf_counter() - start
+    return PlayResult(returns.reshape(len(seeds), episodes), seconds, len(envs) * cfg.max_steps)
+
+
+def _game_kwargs(cfg: GridConfig) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {**asdict(cfg), "walls": [tuple(w) for w in cfg.walls]}

@@ -1,0 +1,134 @@
+"""Planners: they find the coin with the exact simulator, run unchanged on the learned interface, and
+refuse bad budgets; the opponent heads refit to new opponents."""
+
+import numpy as np
+import pytest
+import torch
+from wm_helpers import tiny_model
+
+import gridmarl
+from gridmarl.gym_env import GridMARLEnv
+from gridmarl_wm.data import CollectConfig, collect
+from gridmarl_wm.exact_model import ExactModel
+from gridmarl_wm.opponent_model import fit_observation_heads
+from gridmarl_wm.planning import (
+    CEM,
+    MCTS,
+    ExactSimulator,
+    LearnedSimulator,
+    RandomShooting,
+    ScriptedEgo,
+    play,
+)
+
+GAME = gridmarl.make_config()
+DOWN, RIGHT = 2, 4
+
+
+def planners():
+    return {
+        "shooting": RandomShooting(n_sequences=64, horizon=4, seed=0),
+        "cem": CEM(n_samples=32, horizon=4, iterations=3, seed=0),
+        "mcts": MCTS(simulations=64, horizon=4, parallel=16, seed=0),
+    }
+
+
+def envs_at(*placements):
+    """Real envs (the other player stays put) set to hand-built states: (ego cell, other cell, coins)."""
+    out = []
+    for ego, other, coins in placements:
+        env = GridMARLEnv(opponent="stay")
+        env.reset(seed=0)
+        env.set_state({"agents": [ego, other], "coins": coins, "t": 0})
+        out.append(env)
+    return out
+
+
+# ego at (1,1), its coin one step down; ego at (1,1), its coin two steps right and the other coin four
+# steps away; ego at (0,0), the nearest coin (the other's) three steps away, down or right
+PLACEMENTS = [(5, 15, [9, 3]), (5, 12, [7, 15]), (0, 15, [10, 12])]
+FIRST_MOVES = [{DOWN}, {RIGHT}, {DOWN, RIGHT}]
+
+
+@pytest.mark.parametrize("name", list(planners()))
+def test_planners_find_the_coin_with_the_exact_simulator(name):
+    planner = planners()[name]
+    envs = envs_at(*PLACEMENTS)
+    sim = ExactSimulator(GAME, opponent="stay", seed=0)
+    actions = planner.act(sim, sim.roots(envs))
+    assert actions.shape == (3,)
+    for a, allowed in zip(actions, FIRST_MOVES):
+        assert a in allowed
+
+
+@pytest.mark.parametrize("name", list(planners()))
+def test_planners_run_unchanged_on_the_learned_interface(name):
+    """The same planner, given the world-model interface (here answered exactly), finds the same moves."""
+    planner = planners()[name]
+    envs = envs_at(*PLACEMENTS)
+    sim = LearnedSimulator(ExactModel(GAME), opponent=lambda obs: torch.zeros(len(obs), 1, dtype=torch.long))
+    obs = np.stack([env.games.observe()[0] for env in envs])
+    actions = planner.act(sim, sim.roots(envs, obs))
+    for a, allowed in zip(actions, FIRST_MOVES):
+        assert a in allowed
+
+
+@pytest.mark.parametrize("learned", [False, True])
+def test_maxmin_mcts_takes_the_adjacent_coin(learned):
+    planner = MCTS(simulations=256, horizon=2, parallel=32, opponents="maxmin", seed=0)
+    envs = envs_at(PLACEMENTS[0])
+    if learned:
+        sim = LearnedSimulator(ExactModel(GAME))
+        roots = sim.roots(envs, envs[0].games.observe())
+    else:
+        sim = ExactSimulator(GAME, opponent="stay")
+        roots = sim.roots(envs)
+    assert planner.act(sim, roots).tolist() == [DOWN]
+
+
+def test_value_bootstrap_reaches_past_the_horizon():
+    """With horizon 1 the coin three steps away is invisible; a value that grows towards it points the way."""
+    envs = envs_at((0, 15, [3, 12]))  # own coin at (0, 3): three steps right
+
+    def value(obs):
+        ego = obs.flatten(2)[:, 0].argmax(1)
+        return -(3 - ego % 4).abs().float()  # minus the column distance to the coin
+
+    sim = ExactSimulator(GAME, opponent="stay", value_fn=value)
+    plain = RandomShooting(n_sequences=32, horizon=1, seed=0)
+    boot = RandomShooting(n_sequences=32, horizon=1, value_bootstrap=True, seed=0)
+    assert boot.act(sim, sim.roots(envs))[0] == RIGHT
+    assert plain.act(ExactSimulator(GAME, opponent="stay"), sim.roots(envs)).shape == (1,)
+
+
+def test_play_reports_returns_with_confidence_intervals():
+    greedy = play(ScriptedEgo("greedy", GAME), None, "random", seeds=[0, 1, 2], episodes=2)
+    rand = play(ScriptedEgo("random", GAME), None, "random", seeds=[0, 1, 2], episodes=2)
+    assert greedy.returns.shape == (3, 2) and np.isfinite(greedy.ci95) and greedy.ci95 > 0
+    assert greedy.mean > rand.mean + 5  # about 17 against about 0
+    planned = play(RandomShooting(64, 4), ExactSimulator(GAME, "random"), "random", seeds=[0], episodes=2)
+    assert planned.mean > rand.mean + 5 and planned.decisions == 2 * GAME.max_steps
+
+
+def test_planner_arguments_are_checked():
+    with pytest.raises(ValueError, match="n_sequences"):
+        RandomShooting(n_sequences=0)
+    with pytest.raises(ValueError, match="elite_frac"):
+        CEM(elite_frac=0)
+    with pytest.raises(ValueError, match="opponents"):
+        MCTS(opponents="minimax")
+    with pytest.raises(ValueError, match="horizon"):
+        MCTS(horizon=1.5)
+
+
+def test_fit_observation_heads_learns_new_opponents_and_shares_the_rest():
+    model = tiny_model(GAME).eval()
+    data = collect(GAME, CollectConfig(steps=30, num_envs=32, policy=("random", "stay"), seed=0))
+    fitted = fit_observation_heads(model, data, steps=150, lr=3e-3, agent=0)
+    obs = data.obs[data.agent == 0][:256].astype(np.float32)
+    assert fitted.opponent_probs(obs)[:, 0, 0].mean() > 0.9  # "stay" learned
+    assert model.opponent_probs(obs)[:, 0, 0].mean() < 0.5  # the original is untouched
+    assert fitted.trunk is model.trunk and fitted.decoder is model.decoder
+    assert fitted.opponent_head is not model.opponent_head
+    with pytest.raises(ValueError, match="agent=5"):
+        fit_observation_heads(model, data, agent=5)
