@@ -39,3 +39,14 @@ def test_keyboard_play_script_gif(tmp_path):
     with Image.open(path) as im:
         assert im.n_frames == len(script) + 1
         assert im.size == (4 * 48, 4 * 48)
+
+
+def test_train_plan_and_swap_examples(tmp_path):
+    """The learned-model examples in the order a newcomer runs them, with tiny budgets."""
+    out = run("examples/train_model.py", "--steps", "30", "--out", str(tmp_path / "wm"), "--states", "50")
+    assert "TV mean" in out and "checkpoint:" in out
+    model = str(tmp_path / "wm" / "checkpoint.pt")
+    out = run("examples/plan_in_imagination.py", "--model", model, "--episodes", "1", "--sequences", "4")
+    assert "planning in the learned simulator" in out and "planning in the exact simulator" in out
+    out = run("examples/swap_in_imagined_env.py", "--model", model, "--episodes", "2")
+    assert "real env" in out and "imagined env" in out and "episodes of 50 steps" in out
