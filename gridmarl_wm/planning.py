@@ -485,7 +485,9 @@ def play(
     """Play ``episodes`` real games per seed (game seeds ``1000 * seed + e``), all in lockstep, with the
     planner choosing the ego's action by planning in ``sim`` (its roots come from the real games).
 
-    ``progress``: an optional callable ``(t, max_steps)`` called after every step. ``make_env``: a
+    ``progress``: an optional callable ``(t, max_steps)`` called after every step. A simulator with an
+    ``observe_step(obs, actions, opponent_actions)`` method is shown every real step (and ``begin(n)`` is
+    called first). ``make_env``: a
     callable returning the env to play in instead of ``GridMARLEnv(opponent=...)`` (an ``ImaginedEnv``, to
     measure returns in imagination).
     """
@@ -499,6 +501,8 @@ def play(
     game_seeds = [1000 * s + e for s in seeds for e in range(episodes)]
     obs = np.stack([env.reset(seed=gs)[0] for env, gs in zip(envs, game_seeds, strict=True)])
     returns = np.zeros(len(envs))
+    if hasattr(sim, "begin"):  # a simulator with memory of the real games starts afresh
+        sim.begin(len(envs))
     exact_roots = (
         ExactSimulator(cfg, opponent, switch_every=switch_every) if isinstance(planner, ScriptedEgo) else None
     )
@@ -509,6 +513,8 @@ def play(
         else:
             actions = planner.act(sim, sim.roots(envs, obs), steps_left=cfg.max_steps - t)
         steps = [env.step(int(a)) for env, a in zip(envs, actions, strict=True)]
+        if hasattr(sim, "observe_step"):  # a simulator that tracks the real games' history
+            sim.observe_step(obs, actions, np.stack([s[4]["opponent_actions"] for s in steps]))
         obs = np.stack([s[0] for s in steps])
         returns += [s[1] for s in steps]
         if progress is not None:

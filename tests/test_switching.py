@@ -1,0 +1,131 @@
+"""The switch detector on hand-made sequences, goal labels, and the opponent models' plumbing."""
+
+import numpy as np
+import pytest
+import torch
+from wm_helpers import tiny_model
+
+import gridmarl
+from gridmarl.gym_env import GridMARLEnv
+from gridmarl.opponents import Opponents
+from gridmarl_wm.data import CollectConfig, collect
+from gridmarl_wm.planning import RandomShooting, play
+from gridmarl_wm.switching import (
+    OpponentNet,
+    TypeFilter,
+    TypeFilterSimulator,
+    episodes,
+    fit,
+    goal_labels,
+    predict_episodes,
+)
+
+GAME = gridmarl.make_config()
+# two opponent types over 5 actions: A mostly stays, B mostly goes up
+A = np.array([0.84, 0.04, 0.04, 0.04, 0.04])
+B = np.array([0.04, 0.84, 0.04, 0.04, 0.04])
+
+
+def run_filter(actions, hazard=0.1):
+    filt = TypeFilter(2, batch=1, hazard=hazard)
+    probs = np.stack([A, B])[None]  # (1, K, 5)
+    detected, predicted = [], []
+    for a in actions:
+        predicted.append(filt.predict(probs)[0])
+        detected.append(bool(filt.update(probs, np.array([a]))[0]))
+    return np.array(detected), np.array(predicted)
+
+
+def test_detector_finds_switches_fast_with_few_false_alarms():
+    rng = np.random.default_rng(0)
+    early = fast = 0
+    for _ in range(50):
+        before = rng.choice(5, 15, p=A)
+        after = rng.choice(5, 15, p=B)
+        detected, predicted = run_filter(np.concatenate([before, after]))
+        early += detected[:15].any()
+        fast += detected[15:19].any()
+        assert predicted[-1].argmax() == 1  # it adapts
+    assert fast >= 45  # within 4 steps of the switch in at least 90% of the runs
+    assert early <= 5  # a false alarm needs two unlikely actions in a row
+
+
+def test_detector_mostly_quiet_without_a_switch():
+    rng = np.random.default_rng(1)
+    detected, _ = run_filter(rng.choice(5, 1000, p=A))
+    assert detected.sum() <= 10
+
+
+def test_filter_arguments():
+    with pytest.raises(ValueError, match="hazard"):
+        TypeFilter(2, hazard=1.0)
+
+
+def obs_of(agents, coins):
+    state = gridmarl.State(np.array([agents]), np.array([coins]), np.array([0]))
+    return gridmarl.GridCore(GAME).observe(state, (0,))[:, 0]
+
+
+def test_goal_labels_follow_the_policy():
+    # player_0 at 0, opponent at 15 (3,3); player_0's coin at 14 (next to the opponent), the opponent's at 1
+    obs = obs_of([0, 15], [14, 1])
+    assert goal_labels(obs, np.array(["greedy"])).tolist() == [1]  # its own coin, far away
+    assert goal_labels(obs, np.array(["selfish"])).tolist() == [14]  # the nearest coin of any colour
+    assert goal_labels(obs, np.array(["random"])).tolist() == [16]  # none
+
+
+def switching_episodes(seed=0, steps=100, envs=16, spec=("random", "switching")):
+    names = Opponents(gridmarl.GridCore(GAME), None, list(spec)).names
+    return episodes(collect(GAME, CollectConfig(steps=steps, num_envs=envs, policy=spec, seed=seed)), names)
+
+
+def test_episodes_and_steps_since_switch():
+    ep = switching_episodes()
+    assert ep.obs.shape == (32, 50, 5, 4, 4) and ep.other.shape == (32, 50)
+    since = ep.steps_since_switch
+    assert (since[ep.switched] == 0).all()
+    # switching opponents change every 10 steps (the policy can only change at t = 10, 20, ...)
+    assert set(np.flatnonzero(ep.switched.any(0)).tolist()) <= {10, 20, 30, 40}
+    assert ep.switched[:, 10].all()
+    assert np.allclose(ep.probs.sum(-1), 1)
+
+
+@pytest.mark.parametrize(("kind", "goal"), [("memoryless", None), ("recurrent", None), ("recurrent", "discrete"), ("recurrent", "continuous"), ("types", None)])  # fmt: skip
+def test_models_learn_a_fixed_opponent(kind, goal):
+    ep = switching_episodes(steps=50, envs=32, spec=("random", "stay"))
+    torch.manual_seed(0)
+    net = OpponentNet(GAME.obs_shape, kind, goal, n_types=1, d=32)
+    fit(net, ep, np.zeros_like(ep.policy), steps=60, batch=16, lr=5e-3)
+    probs, goals, detected = predict_episodes(net, ep)
+    assert probs.shape == (32, 50, 5)
+    assert probs[..., 0].mean() > 0.8  # it stays
+    if goal is not None:
+        assert goals.shape == (32, 50) and ((goals >= 0) & (goals <= 16)).all()
+    assert (detected is None) == (kind != "types")
+
+
+def test_model_arguments():
+    with pytest.raises(ValueError, match="kind"):
+        OpponentNet(GAME.obs_shape, "lstm")
+    with pytest.raises(ValueError, match="goal"):
+        OpponentNet(GAME.obs_shape, "memoryless", "discrete")
+    net = OpponentNet(GAME.obs_shape, "types", n_types=2)
+    with pytest.raises(ValueError, match="type_ids"):
+        fit(net, switching_episodes(steps=50, envs=2), None, steps=1)
+
+
+def test_type_filter_simulator_plans_and_tracks_the_real_games():
+    model = tiny_model(GAME).eval()
+    model.game = GAME
+    net = OpponentNet(GAME.obs_shape, "types", n_types=3, d=16)
+    sim = TypeFilterSimulator(model, net, seed=0)
+    result = play(RandomShooting(8, 2), sim, "switching", seeds=[0], episodes=2, game=GAME)
+    assert result.returns.shape == (1, 2)
+    assert sim.filter.posterior.shape == (2, 3) and np.allclose(sim.filter.posterior.sum(1), 1)
+    env = GridMARLEnv(opponent="switching")
+    obs, _ = env.reset(seed=0)
+    roots = sim.roots([env], obs[None])
+    states, reward, others = sim.step(sim.repeat(roots, 4), torch.zeros(4, dtype=torch.long))
+    assert states.obs.shape == (4, 5, 4, 4) and (states.types >= 0).all() and others.shape == (4, 1)
+    with pytest.raises(ValueError, match="types"):
+        TypeFilterSimulator(model, OpponentNet(GAME.obs_shape, "memoryless"))
