@@ -4,6 +4,7 @@ gridmarl-wm collect --out runs/data.npz [--env GridMARL-v0] [--game n_agents=3 .
 gridmarl-wm train --data runs/data.npz --out runs/wm [--variant direct] [--steps 11000] [--device cpu]
 gridmarl-wm eval --model runs/wm/checkpoint.pt [--sample-states 4000] [--out runs/wm/eval.json]
 gridmarl-wm demo --out runs/demo [--quick]       # all of it, then planning, with a report
+gridmarl-wm view --model runs/demo/model.pt      # real and imagined play side by side (see view --help)
 """
 
 from __future__ import annotations
@@ -235,10 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
+    sub.add_parser("view", help="real and imagined play side by side (options: gridmarl-wm view --help)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["view"]:  # the viewer has its own options: gridmarl-wm view --help
+        from gridmarl_wm.viewer import main_view
+
+        rc = main_view(argv[1:])
+        if rc:
+            raise SystemExit(rc)
+        return
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

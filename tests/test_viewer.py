@@ -221,3 +221,13 @@ def test_keys_and_the_window_loop() -> None:
     viewer.run(max_loops=20)
     assert viewer.current.t == 2 and [e.action for e in viewer.history[1:]] == [2, 1]
     assert not display_open()
+
+
+def test_gridmarl_wm_view_runs_the_viewer(tmp_path):
+    from gridmarl_wm.cli import main
+
+    out = tmp_path / "v.gif"
+    main(["view", "--exact", "--steps", "2", "--gif", str(out)])
+    from PIL import Image
+
+    assert Image.open(out).n_frames == 3
