@@ -14,6 +14,7 @@ not how the game moves.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +66,11 @@ class TokenLayout:
     def length(self) -> int:
         return sum(m + 1 for m in self.max_count)
 
+    def on(self, device: torch.device | str) -> _DeviceTables:
+        """This layout's constant index tensors on ``device``, made once: a step that samples or scores
+        observations copies nothing from the host (no synchronisation on a GPU)."""
+        return _device_tables(self, torch.device(device))
+
     def channel_of(self) -> torch.Tensor:
         """(L,) channel of every position."""
         return torch.cat([torch.full((m + 1,), c, dtype=torch.long) for c, m in enumerate(self.max_count)])
@@ -88,7 +94,7 @@ class TokenLayout:
     def decode(self, tokens: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
         """(B, L) tokens -> (B, 5, h, w) float32 observations."""
         B = tokens.shape[0]
-        chan = self.channel_of().to(tokens.device)
+        chan = self.on(tokens.device).chan
         planes = torch.zeros(B, N_CHANNELS, self.n_cells + 1, device=tokens.device)
         index = tokens.clamp(max=self.n_cells)
         planes.view(B, -1).scatter_add_(
@@ -99,8 +105,7 @@ class TokenLayout:
     def previous(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, L): the token before each position within its channel, BOS at a channel's start."""
         prev = torch.roll(tokens, 1, dims=1)
-        prev[:, self.slot_of().to(tokens.device) == 0] = self.bos
-        return prev
+        return torch.where(self.on(tokens.device).slot[None, :] == 0, self.bos, prev)
 
     def invariants(self, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What a full-view step keeps from ``current`` (B, 5, h, w): objects per channel (B, 5), wall
@@ -127,14 +132,13 @@ class TokenLayout:
         nothing lies on a wall, and the walls stay.
         """
         device = prev.device
-        chan = self.channel_of().to(device)
-        slot = self.slot_of().to(device)
+        tables = self.on(device)
+        chan, slot = tables.chan, tables.slot
         if position is not None:
             chan, slot, prev = chan[position : position + 1], slot[position : position + 1], prev[:, None]
         V = self.n_cells
-        cells = torch.arange(V + 1, device=device)  # (V + 1,) with EOS last
-        is_count = torch.zeros(N_CHANNELS, dtype=torch.bool, device=device)
-        is_count[list(COUNT_CHANNELS)] = True
+        cells = tables.cells  # (V + 1,) with EOS last
+        is_count = tables.is_count
         p = torch.where(prev != self.bos, prev, torch.full_like(prev, -1))
         ok = torch.where(
             is_count[chan][None, :, None],
@@ -144,7 +148,7 @@ class TokenLayout:
         ok[..., V] = True  # EOS is always structurally possible...
         done = prev == self.eos
         ok = torch.where(done[..., None], cells == V, ok)  # ...and the only token after EOS
-        full = slot == torch.tensor(self.max_count, device=device)[chan]
+        full = slot == tables.max_count[chan]
         ok = torch.where(full[None, :, None], cells == V, ok)
         forbid = self._excluded(tokens, position)[:, chan] if self.exclusive and tokens is not None else None
         if forbid is not None:
@@ -173,16 +177,14 @@ class TokenLayout:
     def _excluded(self, tokens: torch.Tensor, position: int | None) -> torch.Tensor:
         """(B, 5, V): for each channel, the cells that earlier channels it excludes already hold."""
         B, device = tokens.shape[0], tokens.device
-        chan = self.channel_of().to(device)
+        tables = self.on(device)
+        chan = tables.chan
         if position is not None:  # only what has been emitted so far counts
-            tokens = torch.where(torch.arange(tokens.shape[1], device=device) < position, tokens, self.eos)
+            tokens = torch.where(tables.positions < position, tokens, self.eos)
         occupied = torch.zeros(B, N_CHANNELS * (self.n_cells + 1), device=device)
         occupied.scatter_(1, chan[None, :] * (self.n_cells + 1) + tokens.clamp(max=self.n_cells), 1.0)
         occupied = occupied.view(B, N_CHANNELS, self.n_cells + 1)[..., : self.n_cells]
-        excludes = torch.zeros(N_CHANNELS, N_CHANNELS, device=device)
-        for a, b in self.exclusive:
-            excludes[a, b] = 1.0
-        return torch.einsum("ac,bav->bcv", excludes, occupied) > 0
+        return torch.einsum("ac,bav->bcv", tables.excludes, occupied) > 0
 
 
 def exclusive_channels(observations: np.ndarray) -> tuple[tuple[int, int], ...]:
@@ -195,3 +197,32 @@ def exclusive_channels(observations: np.ndarray) -> tuple[tuple[int, int], ...]:
             if not (present[:, a] & present[:, b]).any():
                 pairs.append((a, b))
     return tuple(pairs)
+
+
+@dataclass(frozen=True)
+class _DeviceTables:
+    chan: torch.Tensor  # (L,) channel of every position
+    slot: torch.Tensor  # (L,) index within its channel
+    positions: torch.Tensor  # (L,) 0 .. L - 1
+    cells: torch.Tensor  # (V + 1,) token values, EOS last
+    is_count: torch.Tensor  # (5,) bool: channels whose cells may repeat
+    max_count: torch.Tensor  # (5,) most objects per channel
+    excludes: torch.Tensor  # (5, 5) float: channel a excludes channel b
+
+
+@functools.lru_cache(maxsize=64)
+def _device_tables(layout: TokenLayout, device: torch.device) -> _DeviceTables:
+    is_count = torch.zeros(N_CHANNELS, dtype=torch.bool)
+    is_count[list(COUNT_CHANNELS)] = True
+    excludes = torch.zeros(N_CHANNELS, N_CHANNELS)
+    for a, b in layout.exclusive:
+        excludes[a, b] = 1.0
+    return _DeviceTables(
+        chan=layout.channel_of().to(device),
+        slot=layout.slot_of().to(device),
+        positions=torch.arange(layout.length, device=device),
+        cells=torch.arange(layout.n_cells + 1, device=device),
+        is_count=is_count.to(device),
+        max_count=torch.tensor(layout.max_count, device=device),
+        excludes=excludes.to(device),
+    )
