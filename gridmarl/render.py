@@ -282,18 +282,23 @@ def render_rgb(
         if not 0 <= cell < H * W:
             raise ValueError(f"cell index {cell} lies outside the {H}x{W} grid")
         r, c = divmod(cell, W)
-        centres, slot = _slot_layout(len(here), P)
-        for (kind, who), (dy, dx) in zip(here, centres, strict=True):
-            cy, cx = r * P + dy, c * P + dx
-            colour = player_colour(who)
-            if kind == "agent":
-                fill, outline = _agent_masks(slot)
-                _stamp(img, outline, cy, cx, OUTLINE_COLOUR)
-            else:
-                fill, outline = _coin_masks(slot)
-                _stamp(img, outline, cy, cx, _darker(colour))
-            _stamp(img, fill, cy, cx, colour)
+        draw_cell_items(img, r, c, P, [(kind, player_colour(who)) for kind, who in here])
     return img
+
+
+def draw_cell_items(img: np.ndarray, r: int, c: int, cell_px: int, items: list[tuple[str, RGB]]) -> None:
+    """Draw ``items`` — ``("agent" | "coin", colour)`` pairs — side by side in cell (r, c) of ``img``."""
+    P = cell_px
+    centres, slot = _slot_layout(len(items), P)
+    for (kind, colour), (dy, dx) in zip(items, centres, strict=True):
+        cy, cx = r * P + dy, c * P + dx
+        if kind == "agent":
+            fill, outline = _agent_masks(slot)
+            _stamp(img, outline, cy, cx, OUTLINE_COLOUR)
+        else:
+            fill, outline = _coin_masks(slot)
+            _stamp(img, outline, cy, cx, _darker(colour))
+        _stamp(img, fill, cy, cx, colour)
 
 
 # ---------------------------------------------------------------------------------------------- ansi

@@ -48,11 +48,7 @@ from gridmarl.render import (
     OUTLINE_COLOUR,
     WALL_COLOUR,
     HumanWindow,
-    _agent_masks,
-    _coin_masks,
-    _darker,
-    _slot_layout,
-    _stamp,
+    draw_cell_items,
     player_colour,
     render_rgb,
 )
@@ -142,18 +138,8 @@ def draw_observation(obs: np.ndarray, cell_px: int, self_colour: RGB, others_col
                 + [("coin", self_colour)] * counts[2, r, c]
                 + [("coin", others_colour)] * counts[3, r, c]
             )
-            if not items:
-                continue
-            centres, slot = _slot_layout(len(items), P)
-            for (kind, colour), (dy, dx) in zip(items, centres, strict=True):
-                cy, cx = r * P + dy, c * P + dx
-                if kind == "agent":
-                    fill, outline = _agent_masks(slot)
-                    _stamp(img, outline, cy, cx, OUTLINE_COLOUR)
-                else:
-                    fill, outline = _coin_masks(slot)
-                    _stamp(img, outline, cy, cx, _darker(colour))
-                _stamp(img, fill, cy, cx, colour)
+            if items:
+                draw_cell_items(img, r, c, P, items)
     return img
 
 
