@@ -264,3 +264,24 @@ def chi2_pvalue(counts: np.ndarray, probs: np.ndarray) -> float:
     expected = counts.sum() * probs[keep]
     stat = float(np.sum((counts[keep] - expected) ** 2 / expected))
     return chi2_sf(stat, int(keep.sum()) - 1)
+
+
+def one_state(agents: Sequence[int], coins: Sequence[int], t: int = 0) -> State:
+    """A batch-1 State."""
+    return State(
+        agents=np.array([agents], dtype=np.int64),
+        coins=np.array([coins], dtype=np.int64),
+        t=np.array([t], dtype=np.int64),
+    )
+
+
+def read_gif(path) -> list[np.ndarray]:
+    """Every frame of a GIF as RGB arrays (needs Pillow)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        frames = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            frames.append(np.asarray(im.convert("RGB")))
+    return frames

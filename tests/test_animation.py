@@ -7,6 +7,8 @@ import sys
 import gymnasium as gym
 import numpy as np
 import pytest
+from helpers import one_state as make_state
+from helpers import read_gif
 
 import gridmarl  # noqa: F401  (registers GridMARL-v0)
 from gridmarl import animation
@@ -20,25 +22,8 @@ Image = pytest.importorskip("PIL.Image")
 P = 48
 
 
-def make_state(agents: list[int], coins: list[int], t: int = 0) -> State:
-    return State(
-        agents=np.array([agents], dtype=np.int64),
-        coins=np.array([coins], dtype=np.int64),
-        t=np.array([t], dtype=np.int64),
-    )
-
-
 def centre(img: np.ndarray, r: int, c: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in img[r * P + P // 2, c * P + P // 2])
-
-
-def read_gif(path) -> list[np.ndarray]:
-    with Image.open(path) as im:
-        frames = []
-        for i in range(im.n_frames):
-            im.seek(i)
-            frames.append(np.asarray(im.convert("RGB")))
-    return frames
 
 
 @pytest.fixture

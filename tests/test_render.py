@@ -9,6 +9,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import numpy as np
 import pytest
+from helpers import one_state as make_state
 
 from gridmarl.config import make_config
 from gridmarl.core import GridCore, State
@@ -27,14 +28,6 @@ from gridmarl.render import (
 )
 
 P = 48
-
-
-def make_state(agents: list[int], coins: list[int], t: int = 0) -> State:
-    return State(
-        agents=np.array([agents], dtype=np.int64),
-        coins=np.array([coins], dtype=np.int64),
-        t=np.array([t], dtype=np.int64),
-    )
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import numpy as np
 import pytest
+from helpers import read_gif
 from PIL import Image
 from wm_helpers import GAMES, tiny_model
 
@@ -30,15 +31,6 @@ def centre(img: np.ndarray, r: int, c: int, cell_px: int = P) -> tuple[int, int,
 
 def pixel(img: np.ndarray, yx: tuple[int, int]) -> tuple[int, int, int]:
     return tuple(int(v) for v in img[yx])
-
-
-def read_gif(path) -> list[np.ndarray]:
-    with Image.open(path) as im:
-        frames = []
-        for i in range(im.n_frames):
-            im.seek(i)
-            frames.append(np.asarray(im.convert("RGB")))
-    return frames
 
 
 def display_open() -> bool:
@@ -228,6 +220,5 @@ def test_gridmarl_wm_view_runs_the_viewer(tmp_path):
 
     out = tmp_path / "v.gif"
     main(["view", "--exact", "--steps", "2", "--gif", str(out)])
-    from PIL import Image
 
     assert Image.open(out).n_frames == 3
