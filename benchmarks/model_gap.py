@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 import gridmarl
+from gridmarl.opponents import Opponents
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.imagine import ImaginedEnv
 from gridmarl_wm.model import WorldModel
@@ -38,6 +39,7 @@ from gridmarl_wm.planning import (
     ScriptedEgo,
     play,
 )
+from gridmarl_wm.switching import OpponentNet, TypeFilterSimulator, episodes, fit
 
 
 def planners(seed: int) -> dict:
@@ -62,6 +64,12 @@ def main() -> None:
     p.add_argument("--temperatures", type=float, nargs="*", default=[0.0, 0.5, 1.0, 2.0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--history",
+        action="store_true",
+        help="against switching opponents, also plan with the types model and its switch filter",
+    )
+    p.add_argument("--history-only", action="store_true", help="only those rows (and no sweep)")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -83,30 +91,38 @@ def main() -> None:
         greedy = play(ScriptedEgo("greedy", game, seed=0), None, opp, seeds, args.episodes, game)
         row["greedy ego"] = greedy.as_dict()
         print(f"[{time.perf_counter() - start:7.1f}s] {opp}: greedy ego {greedy.mean:.2f}", flush=True)
+        types_net = None
+        if (args.history or args.history_only) and opp == "switching":
+            types_net = fit_types_model(game, data)
         for name in args.planners:
-            runs = {
-                "exact + true opponent": ExactSimulator(game, opp, seed=0),
-                "exact + learned opponent": ExactSimulator(game, opponent_model=fitted, seed=0),
-                "learned": LearnedSimulator(fitted, seed=0),
-            }
+            runs = {"exact + true opponent": ExactSimulator(game, opp, seed=0)}
+            if not args.history_only:
+                runs["exact + learned opponent"] = ExactSimulator(game, opponent_model=fitted, seed=0)
+                runs["learned"] = LearnedSimulator(fitted, seed=0)
+            if types_net is not None:
+                runs["learned, types + switch filter"] = TypeFilterSimulator(model, types_net, seed=0)
             res = {
                 k: play(planners(0)[name], sim, opp, seeds, args.episodes, game) for k, sim in runs.items()
             }
             base = res["exact + true opponent"].seed_means
             row[name] = {k: r.as_dict() for k, r in res.items()}
-            row[name]["gap"] = ratio_ci(res["learned"].seed_means, base)
-            row[name]["gap_opponent_only"] = ratio_ci(res["exact + learned opponent"].seed_means, base)
+            for key, label in (
+                ("learned", "gap"),
+                ("exact + learned opponent", "gap_opponent_only"),
+                ("learned, types + switch filter", "gap_types_filter"),
+            ):
+                if key in res:
+                    row[name][label] = ratio_ci(res[key].seed_means, base)
             print(
                 f"[{time.perf_counter() - start:7.1f}s] {opp} / {name}: "
-                + ", ".join(f"{k} {r.mean:.2f}" for k, r in res.items())
-                + f"; gap {row[name]['gap'][0]:.3f}",
+                + ", ".join(f"{k} {r.mean:.2f}" for k, r in res.items()),
                 flush=True,
             )
         report["opponents"][opp] = row
 
     sweep = []
     opp = args.opponents[0]
-    for temp in args.temperatures:
+    for temp in [] if args.history_only else args.temperatures:
         fitted = fitted_models[opp]
         real = play(RandomShooting(seed=0), LearnedSimulator(fitted, temperature=temp, seed=0), opp, seeds,
                     args.episodes, game)  # fmt: skip
@@ -129,6 +145,18 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
 
+def fit_types_model(game, data) -> OpponentNet:
+    """The types opponent model of ``benchmarks/opponent_switching.py``, on player_0's view of ``data``
+    (collected in whole episodes)."""
+    names = Opponents(gridmarl.GridCore(game), None, ["random", "switching"]).names
+    ep = episodes(data, names)
+    pool = np.unique(ep.policy)
+    torch.manual_seed(0)
+    net = OpponentNet(game.obs_shape, "types", n_types=len(pool))
+    fit(net, ep, np.searchsorted(pool, ep.policy), steps=1500)
+    return net
+
+
 def _ci(r: dict) -> str:
     return f"{r['mean']:.2f} ± {r['ci95']:.2f}"
 
@@ -144,12 +172,23 @@ def markdown(report: dict) -> str:
         for name, r in row.items():
             if name == "greedy ego":
                 continue
-            g, h = r["gap"]
-            lines.append(
-                f"| {opp} | {name} | {_ci(r['exact + true opponent'])} | {_ci(r['exact + learned opponent'])} | "
-                f"{_ci(r['learned'])} | {g:.3f} ± {h:.3f} | {r['learned']['decisions_per_s']:.0f} |"
-            )
+            if "learned" in r:
+                g, h = r["gap"]
+                lines.append(
+                    f"| {opp} | {name} | {_ci(r['exact + true opponent'])} | "
+                    f"{_ci(r['exact + learned opponent'])} | {_ci(r['learned'])} | {g:.3f} ± {h:.3f} | "
+                    f"{r['learned']['decisions_per_s']:.0f} |"
+                )
+            if "gap_types_filter" in r:
+                g, h = r["gap_types_filter"]
+                f = r["learned, types + switch filter"]
+                lines.append(
+                    f"| {opp} | {name}, learned with types + switch filter | {_ci(r['exact + true opponent'])} | | "
+                    f"{_ci(f)} | {g:.3f} ± {h:.3f} | {f['decisions_per_s']:.0f} |"
+                )
     sw = report["temperature_sweep"]
+    if not sw["rows"]:
+        return "\n".join(lines)
     lines += [
         "",
         f"Temperature sweep ({sw['planner']}, {sw['opponent']} opponents): return in imagination (an "
