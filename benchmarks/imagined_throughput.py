@@ -57,6 +57,7 @@ def main() -> None:
     p.add_argument("--amp", choices=["none", "bf16"], default="none", help="autocast on CUDA")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-planners", action="store_true")
+    p.add_argument("--planner-games", type=int, default=4, help="real games played in lockstep per planner")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -113,8 +114,9 @@ def main() -> None:
                 ("exact", ExactSimulator(game, "random")),
                 ("learned", LearnedSimulator(model, seed=0)),
             ]:
-                res = play(planner, sim, "random", seeds=[0, 1, 2, 3], episodes=4, game=game)
-                rows.append((f"{name}, {sim_name} simulator, 16 games in lockstep", res.decisions_per_s))
+                res = play(planner, sim, "random", seeds=[0], episodes=args.planner_games, game=game)
+                label = f"{name}, {sim_name} simulator, {args.planner_games} games in lockstep (decisions)"
+                rows.append((label, res.decisions_per_s))
                 print(f"{rows[-1][0]}: {res.decisions_per_s:,.0f} decisions/s", flush=True)
     print()
     print("| what | per second |")

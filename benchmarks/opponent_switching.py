@@ -29,6 +29,7 @@ from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.opponent_model import fit_observation_heads
 from gridmarl_wm.planning import ExactSimulator, LearnedSimulator, RandomShooting, play
+from gridmarl_wm.plots import plot_switch_recovery
 from gridmarl_wm.switching import OpponentNet, TypeFilterSimulator, episodes, fit, predict_episodes, scores
 
 MODELS = {
@@ -74,6 +75,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--episodes", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--plot", default=None, help="write the TV-after-a-switch curves as a PNG here")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -103,7 +105,7 @@ def main() -> None:
             "tv": float(s["tv"].mean()),
             "nll": float(s["nll"].mean()),
             "accuracy_scripted": float(s["accuracy"][scripted].mean()),
-            "tv_by_steps_since_switch": {k: float(s["tv"][since == k].mean()) for k in SINCE},
+            "tv_by_steps_since_switch": {k: float(s["tv"][since == k].mean()) for k in range(10)},
             "accuracy_by_steps_since_switch": {
                 k: float(s["accuracy"][(since == k) & scripted].mean()) for k in SINCE
             },
@@ -117,6 +119,9 @@ def main() -> None:
         rows[label] = row
         print(f"[{time.perf_counter() - start:6.0f}s] {label}: {json.dumps(row)}", flush=True)
     report["models"] = rows
+    if args.plot:
+        curves = {k: list(r["tv_by_steps_since_switch"].values()) for k, r in rows.items()}
+        plot_switch_recovery(curves, args.plot)
 
     if args.model:
         wm = WorldModel.load(args.model)

@@ -49,7 +49,7 @@ class DemoConfig:
     opponents: tuple[str, ...] = ("random", "greedy", "switching")
     head_steps: int = 600  # refitting the opponent and value heads to each opponent
     seeds: int = 5
-    episodes: int = 1
+    episodes: int = 2
     shooting_sequences: int = 64
     cem_samples: int = 32
     mcts_simulations: int = 64

@@ -99,3 +99,21 @@ def plot_tv_histogram(tv: np.ndarray, out_png: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(out_png)
     plt.close(fig)
+
+
+def plot_switch_recovery(curves: dict[str, list[float]], out_png: str | Path, metric: str = "TV") -> None:
+    """Opponent-model error against steps since the opponent switched policy, one line per model."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
+    for label, values in curves.items():
+        ax.plot(np.arange(len(values)), values, marker="o", ms=3, lw=1.4, label=label)
+    ax.set(
+        xlabel="steps since the opponent switched policy",
+        ylabel=f"{metric} to the true action distribution",
+        title="Opponent models after a policy switch",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_png)
+    plt.close(fig)

@@ -129,3 +129,11 @@ def test_type_filter_simulator_plans_and_tracks_the_real_games():
     assert states.obs.shape == (4, 5, 4, 4) and (states.types >= 0).all() and others.shape == (4, 1)
     with pytest.raises(ValueError, match="types"):
         TypeFilterSimulator(model, OpponentNet(GAME.obs_shape, "memoryless"))
+
+
+def test_switch_recovery_plot(tmp_path):
+    from gridmarl_wm.plots import plot_switch_recovery
+
+    out = tmp_path / "recovery.png"
+    plot_switch_recovery({"memoryless": [0.4, 0.4, 0.4], "types": [0.5, 0.3, 0.2]}, out)
+    assert out.stat().st_size > 5000
