@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="the main job: collect, train, evaluate and plan on the default game, with a report"
     )
     p.add_argument("--out", required=True, help="writes model.pt, report.json, report.md and plots here")
-    p.add_argument("--quick", action="store_true", help="a smoke-test budget (about a minute)")
+    p.add_argument("--quick", action="store_true", help="a smoke-test budget (under a minute)")
     p.add_argument("--train-steps", type=int, default=None, help="override the training steps")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)

@@ -59,7 +59,7 @@ class DemoConfig:
 
     @staticmethod
     def quick(**overrides: Any) -> DemoConfig:
-        """A smoke-test budget: about a minute on two CPU cores."""
+        """A smoke-test budget: under a minute on two CPU cores."""
         small = DemoConfig(
             collect_steps=40,
             collect_envs=64,
