@@ -106,6 +106,11 @@ class ImaginedSimulator:
         """The others' actions (B, n_agents - 1) at ``obs``."""
         if callable(self.opponent):
             return torch.as_tensor(self.opponent(obs), device=obs.device).long()
+        if not hasattr(self.model, "opponent_probs"):
+            raise ValueError(
+                f"opponent='model' needs a model with an opponent head; {type(self.model).__name__} has none: "
+                "give the others' actions, or their policy as a callable obs -> actions"
+            )
         agent = torch.full((obs.shape[0],), self.agent, device=obs.device) if self._agent_id else None
         probs = self.model.opponent_probs(obs, agent=agent)  # (B, n - 1, 5)
         if self.temperature == 0:

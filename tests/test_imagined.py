@@ -185,6 +185,8 @@ def test_batched_simulator_tensors_in_and_out():
         ImaginedSimulator(model, temperature=-1)
     with pytest.raises(ValueError, match="opponent"):
         ImaginedSimulator(model, opponent="greedy")
+    with pytest.raises(ValueError, match="has none"):
+        ImaginedSimulator(ExactModel()).step(obs, torch.zeros(64, dtype=torch.long))
 
 
 def test_state_from_observation_round_trips():
