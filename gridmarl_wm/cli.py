@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gridmarl.config import PRESETS, make_config
 
 
@@ -119,45 +117,23 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from gridmarl_wm.data import CollectConfig, collect
-    from gridmarl_wm.evaluate import exhaustive_metrics, open_loop, opponent_metrics
+    from gridmarl_wm.evaluate import evaluation_report
     from gridmarl_wm.model import WorldModel
-    from gridmarl_wm.plots import plot_open_loop, plot_predictions, plot_tv_histogram
     from gridmarl_wm.train import env_threads
 
     env_threads()
     model = WorldModel.load(args.model, map_location=args.device)
-    game = model.game
     start = time.perf_counter()
     report: dict[str, Any] = {"model": str(args.model)}
-    plots = Path(args.plots) if args.plots else None
-    if plots:
-        plots.mkdir(parents=True, exist_ok=True)
-    if game.view_size is None:
-        exhaustive = exhaustive_metrics(model, game, sample_states=args.sample_states, seed=args.seed)
-        tv = exhaustive.pop("tv")
-        report["exhaustive"] = exhaustive
-        if plots:
-            plot_tv_histogram(tv, plots / "tv_histogram.png")
-    held_out = collect(game, CollectConfig(steps=100, num_envs=64, policy=args.policy, seed=args.seed + 1))
-    report["opponent_model"] = opponent_metrics(model, held_out)
-    if not args.no_open_loop:
-        report["open_loop"] = {
-            "true_opponent_actions": open_loop(
-                model, game, episodes=256, opponent=args.policy, seed=args.seed
-            ),
-            "modelled_opponent_actions": open_loop(
-                model, game, episodes=256, opponent=args.policy, seed=args.seed, modelled_opponents=True
-            ),
-        }
-        if plots:
-            plot_open_loop(report["open_loop"], plots / "open_loop.png")
-    if plots:
-        # a few of player_0's transitions: the first two where it got a reward, then ordinary ones
-        mine = np.flatnonzero(held_out.agent == 0)
-        rewarded = mine[held_out.reward[mine] != 0][:2]
-        rows = np.concatenate([rewarded, mine[~np.isin(mine, rewarded)][: 4 - len(rewarded)]])
-        plot_predictions(model, held_out, plots / "predictions.png", rows, seed=args.seed)
+    report |= evaluation_report(
+        model,
+        model.game,
+        plots=Path(args.plots) if args.plots else None,
+        sample_states=args.sample_states,
+        seed=args.seed,
+        policy=args.policy,
+        with_open_loop=not args.no_open_loop,
+    )
     report["seconds"] = time.perf_counter() - start
     text = json.dumps(report, indent=2)
     print(text)

@@ -15,12 +15,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from gridmarl import make_config
 from gridmarl_wm.data import CollectConfig, collect
-from gridmarl_wm.evaluate import exhaustive_metrics, open_loop, opponent_metrics
+from gridmarl_wm.evaluate import evaluation_report
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.opponent_model import fit_observation_heads
 from gridmarl_wm.planning import (
@@ -32,7 +31,6 @@ from gridmarl_wm.planning import (
     ScriptedEgo,
     play,
 )
-from gridmarl_wm.plots import plot_open_loop, plot_predictions, plot_tv_histogram
 from gridmarl_wm.train import TrainConfig, Trainer, model_config_for, plot_losses
 
 
@@ -117,22 +115,10 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
     model = WorldModel.load(out / "model.pt", map_location=cfg.device)
 
     _stage("evaluating against the exact rules", start)
-    exhaustive = exhaustive_metrics(model, game, sample_states=cfg.sample_states, seed=cfg.seed)
-    plot_tv_histogram(exhaustive.pop("tv"), out / "tv_histogram.png")
-    report["exhaustive"] = exhaustive
-    held_out = collect(game, CollectConfig(steps=100, num_envs=64, seed=cfg.seed + 1))
-    report["opponent_model"] = opponent_metrics(model, held_out)
-    report["open_loop"] = {
-        "true_opponent_actions": open_loop(model, game, episodes=cfg.open_loop_episodes, seed=cfg.seed),
-        "modelled_opponent_actions": open_loop(
-            model, game, episodes=cfg.open_loop_episodes, seed=cfg.seed, modelled_opponents=True
-        ),
-    }
-    plot_open_loop(report["open_loop"], out / "open_loop.png")
-    mine = np.flatnonzero(held_out.agent == 0)
-    rewarded = mine[held_out.reward[mine] != 0][:2]
-    rows = np.concatenate([rewarded, mine[~np.isin(mine, rewarded)][: 4 - len(rewarded)]])
-    plot_predictions(model, held_out, out / "predictions.png", rows, seed=cfg.seed)
+    report |= evaluation_report(
+        model, game, plots=out, sample_states=cfg.sample_states, seed=cfg.seed,
+        open_loop_episodes=cfg.open_loop_episodes,
+    )  # fmt: skip
 
     report["planning"] = plan_all(model, game, cfg, start)
     report["seconds"] = time.perf_counter() - start

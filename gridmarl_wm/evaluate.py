@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -173,3 +175,50 @@ def open_loop(
         err.append(float(np.abs(pred_cum - true_cum).mean()))
     venv.close()
     return {"position_match": match, "reward_error": err}
+
+
+def evaluation_report(
+    model: WorldModel,
+    game: GridConfig,
+    plots: Path | None = None,
+    sample_states: int | None = None,
+    seed: int = 0,
+    policy: str = "random",
+    open_loop_episodes: int = 256,
+    with_open_loop: bool = True,
+) -> dict[str, Any]:
+    """Every section-4 measure of a model that needs no planning, as one report: the exhaustive check (a
+    full-view game), the opponent head on held-out play (the others following ``policy``) and the open-loop
+    curves; with ``plots`` a folder, also ``tv_histogram.png``, ``open_loop.png`` and ``predictions.png``."""
+    from gridmarl_wm.data import CollectConfig, collect
+    from gridmarl_wm.plots import plot_open_loop, plot_predictions, plot_tv_histogram
+
+    report: dict[str, Any] = {}
+    if plots is not None:
+        plots.mkdir(parents=True, exist_ok=True)
+    if game.view_size is None:
+        exhaustive = exhaustive_metrics(model, game, sample_states=sample_states, seed=seed)
+        tv = exhaustive.pop("tv")
+        report["exhaustive"] = exhaustive
+        if plots is not None:
+            plot_tv_histogram(tv, plots / "tv_histogram.png")
+    held_out = collect(game, CollectConfig(steps=100, num_envs=64, policy=policy, seed=seed + 1))
+    report["opponent_model"] = opponent_metrics(model, held_out)
+    if with_open_loop:
+        report["open_loop"] = {
+            "true_opponent_actions": open_loop(
+                model, game, episodes=open_loop_episodes, opponent=policy, seed=seed
+            ),
+            "modelled_opponent_actions": open_loop(
+                model, game, episodes=open_loop_episodes, opponent=policy, seed=seed, modelled_opponents=True
+            ),
+        }
+        if plots is not None:
+            plot_open_loop(report["open_loop"], plots / "open_loop.png")
+    if plots is not None:
+        # a few of player_0's transitions: the first two where it got a reward, then ordinary ones
+        mine = np.flatnonzero(held_out.agent == 0)
+        rewarded = mine[held_out.reward[mine] != 0][:2]
+        rows = np.concatenate([rewarded, mine[~np.isin(mine, rewarded)][: 4 - len(rewarded)]])
+        plot_predictions(model, held_out, plots / "predictions.png", rows, seed=seed)
+    return report
