@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 import time
@@ -30,13 +29,13 @@ from gridmarl_wm.imagine import ImaginedEnv
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.opponent_model import fit_observation_heads
 from gridmarl_wm.planning import (
-    _T95,
     CEM,
     MCTS,
     ExactSimulator,
     LearnedSimulator,
     RandomShooting,
     ScriptedEgo,
+    ci95,
     play,
 )
 from gridmarl_wm.switching import OpponentNet, TypeFilterSimulator, episodes, fit
@@ -50,8 +49,7 @@ def ratio_ci(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
     """Mean of the per-seed ratios and the half-width of its 95% t interval (seeds are paired: the same
     games)."""
     r = num / den
-    half = _T95.get(len(r) - 1, 1.96) * r.std(ddof=1) / math.sqrt(len(r)) if len(r) > 1 else float("nan")
-    return float(r.mean()), float(half)
+    return float(r.mean()), ci95(r)
 
 
 def main() -> None:

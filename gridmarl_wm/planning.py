@@ -450,10 +450,7 @@ class PlayResult:
     @property
     def ci95(self) -> float:
         """Half-width of the 95% t interval of the mean over seeds."""
-        m = self.seed_means
-        if len(m) < 2:
-            return float("nan")
-        return float(_T95.get(len(m) - 1, 1.96) * m.std(ddof=1) / math.sqrt(len(m)))
+        return ci95(self.seed_means)
 
     @property
     def decisions_per_s(self) -> float:
@@ -466,6 +463,14 @@ class PlayResult:
             "seed_means": self.seed_means.tolist(),
             "decisions_per_s": self.decisions_per_s,
         }
+
+
+def ci95(values: np.ndarray) -> float:
+    """Half-width of the 95% t interval of the mean of ``values`` (NaN for fewer than two)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return float("nan")
+    return float(_T95.get(len(values) - 1, 1.96) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
