@@ -134,20 +134,20 @@ class ImaginedSimulator:
         return nxt, reward, other_actions
 
 
-def _scripted_opponent(game: GridConfig, spec: Any, switch_every: int, switch_pool: Sequence[str]):
-    """A callable (obs, t, rng) -> others' actions for scripted opponents, through the state an
-    observation determines (two players, full view)."""
-    core = GridCore(game)
-    opponents = Opponents(core, 0, spec, switch_every, switch_pool)
+class _ScriptedOpponent:
+    """Scripted opponents of one imagined game, acting on the state its observation shows (two players,
+    full view)."""
 
-    def reset(rng: np.random.Generator) -> None:
-        opponents.reset(1, None, rng.random((1, opponents.n_reset_draws)))
+    def __init__(self, game: GridConfig, spec: Any, switch_every: int, switch_pool: Sequence[str]) -> None:
+        self.game = game
+        self.opponents = Opponents(GridCore(game), 0, spec, switch_every, switch_pool)
 
-    def act(obs: np.ndarray, t: int, rng: np.random.Generator) -> np.ndarray:
-        state = state_from_observation(game, obs[None], t)
-        return opponents.act(state, rng.random((1, opponents.n_step_draws)))[0]
+    def reset(self, rng: np.random.Generator) -> None:
+        self.opponents.reset(1, None, rng.random((1, self.opponents.n_reset_draws)))
 
-    return opponents, reset, act
+    def act(self, obs: np.ndarray, t: int, rng: np.random.Generator) -> np.ndarray:
+        state = state_from_observation(self.game, obs[None], t)
+        return self.opponents.act(state, rng.random((1, self.opponents.n_step_draws)))[0]
 
 
 class ImaginedEnv(gym.Env):
@@ -197,7 +197,7 @@ class ImaginedEnv(gym.Env):
                     f"opponent={opponent!r}: scripted opponents need the state, which only a two-player "
                     "full-view observation shows; use opponent='model' for this game"
                 )
-            self._scripted = _scripted_opponent(self.config, opponent, switch_every, switch_pool)
+            self._scripted = _ScriptedOpponent(self.config, opponent, switch_every, switch_pool)
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(f"render_mode must be one of {[None, *RENDER_MODES]}, got {render_mode!r}")
         if render_mode is not None and not self._whole_state:
@@ -223,8 +223,8 @@ class ImaginedEnv(gym.Env):
         return self.sim.temperature
 
     def _scripted_actions(self, obs: torch.Tensor) -> torch.Tensor:
-        act = self._scripted[2]
-        return torch.as_tensor(act(obs[0].cpu().numpy(), self._t, self.np_random)[None], device=obs.device)
+        actions = self._scripted.act(obs[0].cpu().numpy(), self._t, self.np_random)
+        return torch.as_tensor(actions[None], device=obs.device)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -249,7 +249,7 @@ class ImaginedEnv(gym.Env):
         self._t = int(t)
         self._obs = torch.as_tensor(obs, device=self.generator.device)[None]
         if self._scripted is not None:
-            self._scripted[1](self.np_random)
+            self._scripted.reset(self.np_random)
         if self.render_mode == "human":
             self.render()
         return obs.copy(), {}
@@ -257,15 +257,23 @@ class ImaginedEnv(gym.Env):
     def step(self, action):
         if self._obs is None or self._t >= self.config.max_steps:
             raise ResetNeeded("the episode has ended (or never started): call reset() before step()")
-        a = torch.tensor([check_action(action)], device=self._obs.device)
-        nxt, reward, others = self.sim.step(self._obs, a)
-        self._obs = nxt.to(torch.float32)
-        self._t += 1
-        truncated = self._t >= self.config.max_steps
+        reward, others, truncated = self._advance(check_action(action))
         info = {"opponent_actions": others[0].cpu().numpy().astype(np.int64), "t": self._t}
         if self.render_mode == "human":
             self.render()
         return self._obs[0].cpu().numpy(), float(reward[0]), False, truncated, info
+
+    def _advance(
+        self, action: int, other_actions: list[int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """One imagined step with the ego's ``action`` (the others' from ``opponent`` unless given): the
+        reward (1,), the others' actions (1, n - 1) and whether the episode is now truncated."""
+        dev = self._obs.device
+        others = None if other_actions is None else torch.tensor([other_actions], device=dev)
+        nxt, reward, others = self.sim.step(self._obs, torch.tensor([action], device=dev), others)
+        self._obs = nxt.to(torch.float32)
+        self._t += 1
+        return reward, others, self._t >= self.config.max_steps
 
     def imagined_state(self) -> State:
         """The state the current imagined observation shows (two players, full view)."""
@@ -347,15 +355,11 @@ class ImaginedParallelEnv(ParallelEnv):
         a0 = check_action(actions["player_0"], "action of player_0")
         a1 = check_action(actions["player_1"], "action of player_1")
         env = self.env
-        obs = env._obs
-        dev = obs.device
-        nxt, r0, _ = env.sim.step(obs, torch.tensor([a0], device=dev), torch.tensor([[a1]], device=dev))
+        dev = env._obs.device
         r1 = env.model.reward(
-            swap_view(obs), torch.tensor([a1], device=dev), torch.tensor([[a0]], device=dev)
+            swap_view(env._obs), torch.tensor([a1], device=dev), torch.tensor([[a0]], device=dev)
         )
-        env._obs = nxt.to(torch.float32)
-        env._t += 1
-        truncated = env._t >= self.config.max_steps
+        r0, _, truncated = env._advance(a0, [a1])
         obs0 = env._obs[0].cpu().numpy()
         rewards = {"player_0": float(r0[0]), "player_1": float(r1[0])}
         agents = self.agents
