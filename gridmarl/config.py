@@ -7,7 +7,7 @@ made; every check on user input happens in :func:`make_config`, so the core can 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -80,6 +80,10 @@ class GridConfig:
     walls: tuple[tuple[int, int], ...] = field(default=())
     reward_pick: float = 1.0
     reward_stolen: float = -2.0
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments that make this game again, in ``make_config``, ``gym.make`` or the envs."""
+        return {**asdict(self), "walls": [tuple(w) for w in self.walls]}
 
     @property
     def n_cells(self) -> int:

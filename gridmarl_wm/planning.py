@@ -500,7 +500,7 @@ def play(
     if make_env is None:
 
         def make_env():
-            return GridMARLEnv(opponent=opponent, switch_every=switch_every, **_game_kwargs(cfg))
+            return GridMARLEnv(opponent=opponent, switch_every=switch_every, **cfg.as_kwargs())
 
     envs = [make_env() for _ in range(len(seeds) * episodes)]
     game_seeds = [1000 * s + e for s in seeds for e in range(episodes)]
@@ -526,9 +526,3 @@ def play(
             progress(t + 1, cfg.max_steps)
     seconds = time.perf_counter() - start
     return PlayResult(returns.reshape(len(seeds), episodes), seconds, len(envs) * cfg.max_steps)
-
-
-def _game_kwargs(cfg: GridConfig) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return {**asdict(cfg), "walls": [tuple(w) for w in cfg.walls]}

@@ -29,7 +29,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -358,10 +358,6 @@ class Entry:
     frame: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 3), dtype=np.uint8), repr=False)
 
 
-def _game_kwargs(game: GridConfig) -> dict[str, Any]:
-    return {**asdict(game), "walls": [tuple(w) for w in game.walls]}
-
-
 def _reward_text(r: float | None) -> str:
     return "-" if r is None else f"{r:+g}"
 
@@ -417,7 +413,7 @@ class Viewer:
             raise ValueError("give a policy or a planner, not both")
         self.model = model
         if env is None:
-            env = GridMARLEnv(opponent=opponent, ego=ego, **_game_kwargs(game_of(model)))
+            env = GridMARLEnv(opponent=opponent, ego=ego, **game_of(model).as_kwargs())
         self.env = env
         self._base = env.unwrapped
         game = self._base.config

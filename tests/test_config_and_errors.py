@@ -132,3 +132,9 @@ def test_render_mode_checked():
         ValueError, match=r"render_mode must be None or one of \['human', 'rgb_array', 'ansi'\]"
     ):
         gridmarl.parallel_env(render_mode="video")
+
+
+def test_as_kwargs_makes_the_same_game():
+    cfg = gridmarl.make_config(layout=gridmarl.config.WALLED_LAYOUT, n_agents=3, coins_per_agent=2)
+    assert gridmarl.make_config(**cfg.as_kwargs()) == cfg
+    assert gym.make("GridMARL-v0", **cfg.as_kwargs()).unwrapped.config == cfg
