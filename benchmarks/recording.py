@@ -1,0 +1,120 @@
+"""One way for every benchmark to write its figures into benchmarks/RESULTS.md (and the README).
+
+A recorded block sits between ``<!-- KEY:begin -->`` and ``<!-- KEY:end -->`` markers. :func:`record` replaces
+the block of that key in RESULTS.md (appending it under ``title`` the first time) and in README.md wherever
+the README quotes the same key, so a figure is typed by no one: the script that measured it writes it,
+with :func:`provenance` (command, date, machine, library versions, code version) above it.
+
+Benchmarks run as ``python benchmarks/NAME.py``, so they import this module as ``recording``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+README = ROOT / "README.md"
+
+
+def cores() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def code_version() -> str:
+    """The git commit of the working tree, with ``+changes`` when it differs from that commit."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "gridmarl", "gridmarl_wm"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + (" +changes" if dirty else "")
+
+
+def machine() -> str:
+    """CPU, cores and, where torch sees one, the GPU."""
+    text = f"{platform.machine()}, {platform.processor() or 'cpu'}, {cores()} cores"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        text += f", GPU {torch.cuda.get_device_name(0)}"
+    return text
+
+
+def versions() -> str:
+    """Python and the versions of the main libraries already imported."""
+    parts = [f"Python {platform.python_version()}"]
+    for name in ("numpy", "torch", "gymnasium", "pettingzoo", "gridmarl"):
+        mod = sys.modules.get(name)
+        if mod is not None and hasattr(mod, "__version__"):
+            parts.append(f"{name} {mod.__version__}")
+    return ", ".join(parts)
+
+
+def provenance(note: str = "") -> str:
+    """The lines every recorded block starts with: command, date, machine, versions, code version."""
+    command = "python " + " ".join([Path(sys.argv[0]).as_posix().split(str(ROOT) + "/")[-1], *sys.argv[1:]])
+    lines = [
+        f"Command: `{command}` ({time.strftime('%Y-%m-%d')})",
+        f"Machine: {machine()}; {versions()}",
+        f"Code version: {code_version()}",
+    ]
+    if note:
+        lines.append(note)
+    return "\n".join(lines)
+
+
+def _markers(key: str) -> tuple[str, str]:
+    return f"<!-- {key}:begin -->", f"<!-- {key}:end -->"
+
+
+def replace_block(text: str, key: str, body: str) -> str | None:
+    """``text`` with the block of ``key`` replaced by ``body``; None if ``text`` has no such block."""
+    begin, end = _markers(key)
+    if begin not in text:
+        return None
+    if end not in text[text.index(begin) :]:
+        raise ValueError(f"the block {key!r} has a begin marker but no end marker")
+    start = text.index(begin)
+    stop = text.index(end, start) + len(end)
+    return text[:start] + f"{begin}\n{body.strip()}\n{end}" + text[stop:]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def record(
+    key: str, body: str, title: str | None = None, results: Path = RESULTS, readme: Path = README
+) -> None:
+    """Write ``body`` as the block ``key`` of RESULTS.md (appended under ``## title`` the first time) and
+    of README.md where the README quotes that block. ``body`` should start with :func:`provenance`."""
+    text = results.read_text() if results.exists() else "# Benchmark results\n"
+    new = replace_block(text, key, body)
+    if new is None:
+        begin, end = _markers(key)
+        heading = f"\n\n## {title}\n\n" if title else "\n\n"
+        new = text.rstrip() + heading + f"{begin}\n{body.strip()}\n{end}\n"
+    _write_atomic(results, new)
+    written = [results.name]
+    if readme.exists():
+        quoted = replace_block(readme.read_text(), key, body)
+        if quoted is not None:
+            _write_atomic(readme, quoted)
+            written.append(readme.name)
+    print(f"recorded {key!r} in {', '.join(written)}")
