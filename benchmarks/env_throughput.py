@@ -12,20 +12,15 @@ are importable (``pip install minigrid lbforaging mpe2``), so the comparison is 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from recording import provenance, record
 
 import gridmarl
-
-RESULTS = Path(__file__).with_name("RESULTS.md")
-BEGIN, END = "<!-- env_throughput:begin -->", "<!-- env_throughput:end -->"
 
 
 def median_rate(run: Callable[[int], None], steps: int, repeats: int, per_call: int = 1) -> float:
@@ -188,16 +183,10 @@ def main() -> None:
     if not args.no_others:
         rows += other_envs(args.repeats)
 
-    import numpy
-    import pettingzoo
+    import pettingzoo  # noqa: F401  (its version goes into the record)
 
-    command = "python " + " ".join(sys.argv)
     header = [
-        f"Command: `{command}` ({time.strftime('%Y-%m-%d')})",
-        f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, {_cores()} cores; Python "
-        f"{platform.python_version()}, numpy {numpy.__version__}, gymnasium {gym.__version__}, "
-        f"pettingzoo {pettingzoo.__version__}, gridmarl {gridmarl.__version__}",
-        f"Median of {args.repeats} runs.",
+        provenance(f"Median of {args.repeats} runs."),
         "",
         "| env | steps/s |",
         "|---|---:|",
@@ -205,24 +194,7 @@ def main() -> None:
     table = "\n".join(header + [f"| {name} | {rate:,.0f} |" for name, rate in rows])
     print(table)
     if args.record:
-        _record(table)
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _record(table: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{BEGIN}\n{table}\n{END}"
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n## Environment throughput\n\n" + block + "\n"
-    RESULTS.write_text(text)
-    print(f"recorded in {RESULTS}")
+        record("env_throughput", table, title="Environment throughput")
 
 
 if __name__ == "__main__":
