@@ -6,12 +6,16 @@ the README quotes the same key, so a figure is typed by no one: the script that 
 with :func:`provenance` (command, date, machine, library versions, code version) above it.
 
 Benchmarks run as ``python benchmarks/NAME.py``, so they import this module as ``recording``.
+``python benchmarks/recording.py --sync`` copies every block of RESULTS.md into the README where the README
+has that block's markers (for a block quoted after it was recorded).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -118,3 +122,39 @@ def record(
             _write_atomic(readme, quoted)
             written.append(readme.name)
     print(f"recorded {key!r} in {', '.join(written)}")
+
+
+def blocks(text: str) -> dict[str, str]:
+    """Every recorded block of ``text``: key -> body."""
+    found = re.finditer(r"<!-- ([\w.-]+):begin -->\n(.*?)\n<!-- \1:end -->", text, flags=re.S)
+    return {m.group(1): m.group(2) for m in found}
+
+
+def sync_readme(results: Path = RESULTS, readme: Path = README) -> list[str]:
+    """Copy every block of ``results`` into ``readme`` where it quotes that key; returns the keys copied."""
+    text = readme.read_text()
+    copied = []
+    for key, body in blocks(results.read_text()).items():
+        new = replace_block(text, key, body)
+        if new is not None:
+            text, copied = new, [*copied, key]
+    _write_atomic(readme, text)
+    return copied
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sync", action="store_true", help="copy RESULTS.md's blocks into README.md's quotes"
+    )
+    args = parser.parse_args()
+    if args.sync:
+        print("copied:", ", ".join(sync_readme()) or "nothing")
+    else:
+        parser.print_help()
+
+
+if __name__ == "__main__":
+    main()

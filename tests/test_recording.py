@@ -51,3 +51,12 @@ def test_provenance_names_command_date_machine_and_code_version():
     assert lines[1].startswith("Machine: ") and "cores" in lines[1] and "Python " in lines[1]
     assert lines[2].startswith("Code version: ")
     assert lines[3] == "Median of 3 runs."
+
+
+def test_sync_copies_recorded_blocks_into_the_readme_quotes(tmp_path):
+    results, readme = tmp_path / "RESULTS.md", tmp_path / "README.md"
+    results.write_text("<!-- a:begin -->\nA 1\n<!-- a:end -->\n<!-- b:begin -->\nB 2\nB 3\n<!-- b:end -->\n")
+    readme.write_text("x\n<!-- b:begin -->\n<!-- b:end -->\ny\n")
+    assert recording.blocks(results.read_text()) == {"a": "A 1", "b": "B 2\nB 3"}
+    assert recording.sync_readme(results, readme) == ["b"]
+    assert readme.read_text() == "x\n<!-- b:begin -->\nB 2\nB 3\n<!-- b:end -->\ny\n"
