@@ -6,7 +6,6 @@ A checkpoint is a ``torch.save`` of plain containers and tensors only, so it loa
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import torch
 
 from gridmarl import GridConfig, make_config
+from gridmarl_wm.io import atomic_write
 from gridmarl_wm.model import WorldModel, WorldModelConfig
 
 CHECKPOINT_FORMAT = "gridmarl-wm-checkpoint/1"
@@ -47,9 +47,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` (with ``format`` added) to ``path`` atomically: a crash leaves the old file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"format": CHECKPOINT_FORMAT, **payload}, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save({"format": CHECKPOINT_FORMAT, **payload}, f))
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

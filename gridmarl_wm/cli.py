@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gridmarl.config import PRESETS, make_config
+from gridmarl_wm.io import atomic_write_text
 
 
 def _game_from_args(args: argparse.Namespace):
@@ -138,7 +139,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        atomic_write_text(args.out, text + "\n")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

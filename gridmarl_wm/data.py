@@ -19,6 +19,7 @@ import numpy as np
 
 from gridmarl import GridConfig, make_config
 from gridmarl.ego import EgoGames
+from gridmarl_wm.io import atomic_write
 
 DATA_FORMAT = "gridmarl-transitions/1"
 FIELDS = (
@@ -163,10 +164,12 @@ def save(
         "collect": asdict(cfg),
         "policy_names": list(policy_names),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, meta=np.array(json.dumps(meta)), **{k: getattr(data, k) for k in FIELDS})
-    tmp.replace(path)
+    atomic_write(
+        path,
+        lambda f: np.savez_compressed(
+            f, meta=np.array(json.dumps(meta)), **{k: getattr(data, k) for k in FIELDS}
+        ),
+    )
 
 
 def load(path: str | Path, game: GridConfig | None = None) -> tuple[Transitions, dict[str, Any]]:

@@ -8,8 +8,6 @@ the plots (``losses.png``, ``tv_histogram.png``, ``open_loop.png``, ``prediction
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -20,6 +18,7 @@ import torch
 from gridmarl import make_config
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.evaluate import evaluation_report
+from gridmarl_wm.io import atomic_copy, atomic_write_text
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.opponent_model import fit_observation_heads
 from gridmarl_wm.planning import (
@@ -109,7 +108,7 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
     )
     trainer = Trainer(model, data, game, train_cfg, out / "training")
     last = trainer.run(progress=progress)
-    _copy_atomic(trainer.checkpoint_path, out / "model.pt")
+    atomic_copy(trainer.checkpoint_path, out / "model.pt")
     plot_losses(out / "training" / "metrics.jsonl", out / "losses.png")
     report["training"] = {k: v for k, v in last.items() if isinstance(v, int | float)}
     model = WorldModel.load(out / "model.pt", map_location=cfg.device)
@@ -122,9 +121,9 @@ def run_demo(out: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = T
 
     report["planning"] = plan_all(model, game, cfg, start)
     report["seconds"] = time.perf_counter() - start
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     text = report_markdown(report)
-    (out / "report.md").write_text(text)
+    atomic_write_text(out / "report.md", text)
     print(text)
     _stage(f"done: {out / 'model.pt'}, {out / 'report.json'}, {out / 'report.md'}", start)
     return report
@@ -213,9 +212,3 @@ def report_markdown(report: dict[str, Any]) -> str:
 def _ci(r: dict[str, Any]) -> str:
     ci = r["ci95"]
     return f"{r['mean']:.2f}" + ("" if ci != ci else f" ± {ci:.2f}")
-
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)

@@ -22,6 +22,7 @@ import torch.distributed as dist
 from gridmarl import GridConfig
 from gridmarl_wm.checkpoint import game_to_dict, read_checkpoint, save_checkpoint
 from gridmarl_wm.data import Transitions
+from gridmarl_wm.io import atomic_write, atomic_write_text
 from gridmarl_wm.losses import Batch, LossWeights, world_model_losses
 from gridmarl_wm.model import WorldModel, WorldModelConfig
 from gridmarl_wm.tokens import TokenLayout, exclusive_channels
@@ -177,7 +178,7 @@ class Trainer:
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
-            (self.out_dir / "config.json").write_text(json.dumps(_plain({
+            atomic_write_text(self.out_dir / "config.json", json.dumps(_plain({
                 "game": game_to_dict(self.game), "model": asdict(self.model.cfg), "train": asdict(cfg),
                 **self.extra_config,
             }), indent=2))  # fmt: skip
@@ -207,7 +208,13 @@ class Trainer:
                 )
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            if not torch.isfinite(grad_norm):  # a finite loss can still give NaN/inf gradients
+                raise TrainingDiverged(
+                    f"gradients became non-finite (norm {grad_norm.item()}) at step {self.step}; stopped "
+                    f"before the update, without saving. The last good checkpoint is {self.checkpoint_path} "
+                    "(if one was written)"
+                )
             self.opt.step()
             self.step += 1
             for k, v in terms.items():  # summed on the device: no host sync per term and step
@@ -280,7 +287,7 @@ def plot_losses(metrics_path: str | Path, out_png: str | Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(frameon=False, ncol=3)
     fig.tight_layout()
-    fig.savefig(out_png)
+    atomic_write(out_png, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
 
 

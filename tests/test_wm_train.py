@@ -107,6 +107,19 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
     assert (tmp_path / "checkpoint.pt").read_bytes() == good
 
 
+def test_non_finite_gradients_stop_before_the_weights_are_saved(data, tmp_path):
+    """A finite loss can still give NaN gradients; the step must not reach the weights (and a checkpoint)."""
+    trainer = make_trainer(data, tmp_path, steps=20)
+    trainer.run(progress=False, stop_at=4)  # the next step (to 5) would write a checkpoint
+    good = (tmp_path / "checkpoint.pt").read_bytes()
+    weight = next(trainer.model.parameters())
+    weight.register_hook(lambda grad: torch.full_like(grad, float("nan")))
+    with pytest.raises(TrainingDiverged, match="gradients.*at step 4"):
+        trainer.run(progress=False)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == good
+    assert torch.isfinite(weight).all()
+
+
 def _ddp_worker(rank, world, init_file, out, data):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.set_num_threads(1)
