@@ -6,7 +6,7 @@ made; every check on user input happens in :func:`make_config`, so the core can 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -121,6 +121,24 @@ class GridConfig:
 
 
 CONFIG_KEYS = tuple(GridConfig.__dataclass_fields__)
+#: Every keyword argument that describes a game: the config's fields, ``layout`` and ``max_cycles``.
+GAME_ARGUMENTS = (*CONFIG_KEYS, "layout", "max_cycles")
+
+
+def reject_unknown_arguments(caller: str, given: Iterable[str], allowed: Sequence[str]) -> None:
+    """Raise ``TypeError`` for the first of ``given`` that is not in ``allowed``.
+
+    The message starts in Python's own wording (``caller() got an unexpected keyword argument 'x'``), so
+    that tools which retry without an argument they pass on speculation (TorchRL's ``GymEnv`` passes
+    ``frameskip``) recognise it, and goes on with every other unknown name and the allowed ones.
+    """
+    unknown = [name for name in given if name not in allowed]
+    if not unknown:
+        return
+    also = f" (and also {unknown[1:]})" if len(unknown) > 1 else ""
+    raise TypeError(
+        f"{caller}() got an unexpected keyword argument {unknown[0]!r}{also}; allowed: {list(allowed)}"
+    )
 
 
 def make_config(config: GridConfig | Mapping[str, Any] | None = None, **kwargs: Any) -> GridConfig:
@@ -159,11 +177,7 @@ def make_config(config: GridConfig | Mapping[str, Any] | None = None, **kwargs: 
             raise ValueError("give walls either as layout or as walls, not both")
         params.update(height=height, width=width, walls=walls)
     params = {k: v for k, v in params.items() if v is not None or k == "view_size"}
-    unknown = sorted(set(params) - set(CONFIG_KEYS))
-    if unknown:
-        raise TypeError(
-            f"unknown game argument(s) {unknown}; allowed: {[*list(CONFIG_KEYS), 'layout', 'max_cycles']}"
-        )
+    reject_unknown_arguments("make_config", params, GAME_ARGUMENTS)
     cfg = dict(GridConfig().__dict__)
     cfg.update(params)
 

@@ -15,7 +15,14 @@ from gymnasium.utils import seeding
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils import AgentSelector
 
-from gridmarl.config import N_ACTIONS, ResetNeeded, check_action, make_config
+from gridmarl.config import (
+    GAME_ARGUMENTS,
+    N_ACTIONS,
+    ResetNeeded,
+    check_action,
+    make_config,
+    reject_unknown_arguments,
+)
 from gridmarl.core import GridCore
 from gridmarl.ego import state_from_snapshot
 from gridmarl.frames import RENDER_FPS, RENDER_MODES, FrameRenderer
@@ -39,6 +46,7 @@ class GridParallelEnv(ParallelEnv):
     metadata = METADATA
 
     def __init__(self, render_mode: str | None = None, **game_kwargs: Any) -> None:
+        reject_unknown_arguments("GridParallelEnv.__init__", game_kwargs, ("render_mode", *GAME_ARGUMENTS))
         self.config = make_config(**game_kwargs)
         self.core = GridCore(self.config)
         self.possible_agents = list(self.config.agents)
@@ -151,6 +159,7 @@ class GridAECEnv(AECEnv):
     metadata = METADATA
 
     def __init__(self, render_mode: str | None = None, **game_kwargs: Any) -> None:
+        reject_unknown_arguments("GridAECEnv.__init__", game_kwargs, ("render_mode", *GAME_ARGUMENTS))
         super().__init__()
         self._par = GridParallelEnv(render_mode=render_mode, **game_kwargs)
         self.config = self._par.config

@@ -28,7 +28,11 @@ from gridmarl import make_config
         ({"layout": "...\n.."}, ValueError, r"same width: row 0 has 3 cells, row 1 has 2"),
         ({"layout": "....\n....", "height": 3}, ValueError, r"height=3 disagrees with the layout"),
         ({"walls": [(9, 9)]}, ValueError, r"wall \(9, 9\) lies outside the 4x4 grid"),
-        ({"colour": 3}, TypeError, r"unknown game argument\(s\) \['colour'\]; allowed"),
+        (
+            {"colour": 3},
+            TypeError,
+            r"\(\) got an unexpected keyword argument 'colour'; allowed: \[.*'height'",
+        ),
         ({"reward_pick": "1"}, TypeError, r"reward_pick must be a number"),
         ({"max_cycles": 5, "max_steps": 6}, ValueError, r"max_cycles=5 and max_steps=6 disagree"),
     ],
@@ -138,3 +142,29 @@ def test_as_kwargs_makes_the_same_game():
     cfg = gridmarl.make_config(layout=gridmarl.config.WALLED_LAYOUT, n_agents=3, coins_per_agent=2)
     assert gridmarl.make_config(**cfg.as_kwargs()) == cfg
     assert gym.make("GridMARL-v0", **cfg.as_kwargs()).unwrapped.config == cfg
+
+
+@pytest.mark.parametrize(
+    ("make", "allowed"),
+    [
+        (lambda **kw: make_config(**kw), "'reward_stolen', 'layout', 'max_cycles'"),
+        (lambda **kw: gridmarl.parallel_env(**kw), "'render_mode', 'height'"),
+        (lambda **kw: gridmarl.env(**kw), "'render_mode', 'height'"),
+        (lambda **kw: gym.make("GridMARL-v0", **kw), "'opponent', 'ego'"),
+        (
+            lambda **kw: gym.make_vec("GridMARL-v0", 2, vectorization_mode="vector_entry_point", **kw),
+            "'num_envs', 'autoreset_mode', 'render_mode'",
+        ),
+    ],
+    ids=["make_config", "parallel_env", "env", "gym.make", "make_vec"],
+)
+def test_unknown_keyword_in_pythons_own_wording(make, allowed):
+    """Tools that pass an argument on speculation retry without it only on Python's own wording (TorchRL's
+    GymEnv passes frameskip=1); the allowed arguments still follow."""
+    with pytest.raises(TypeError) as err:
+        make(frameskip=1)
+    message = str(err.value)
+    assert "() got an unexpected keyword argument 'frameskip'; allowed: [" in message
+    assert allowed in message
+    with pytest.raises(TypeError, match=r"argument 'colour' \(and also \['shape'\]\); allowed"):
+        make(colour=1, shape=2)
