@@ -59,7 +59,7 @@ class GridMARLEnv(gym.Env):
     ``step`` returns the ego's observation and reward; ``info`` holds ``opponent_actions`` (int64, player
     order, ego skipped), ``rewards`` (every player's reward, float32, player order), ``opponent_policies``
     (names in use, a list) and ``opponent_policy_ids`` (the same as int64 ids, player order, ego
-    skipped); ``reset``'s info holds the last two. An id indexes :attr:`opponent_policy_names`: the
+    skipped) and ``t`` (steps played in this episode); ``reset``'s info holds the last three. An id indexes :attr:`opponent_policy_names`: the
     built-in policies are always 0 ``random``, 1 ``greedy``, 2 ``selfish``, 3 ``stay`` (a ``switching``
     opponent reports the one it plays now), and callables follow from 4 in the order ``opponent`` lists
     them. ``reset(options={"state": snapshot})`` starts from a snapshot of :meth:`get_state`.
@@ -100,6 +100,7 @@ class GridMARLEnv(gym.Env):
         info: dict[str, Any] = {"opponent_policy_ids": opponents.current[0].copy()}
         if self.policy_names_in_info:
             info["opponent_policies"] = opponents.policy_names(0)
+        info["t"] = int(self.games.state.t[0])
         return info
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

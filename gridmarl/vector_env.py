@@ -55,9 +55,10 @@ class GridMARLVectorEnv(VectorEnv):
     Takes the same arguments as the single env, and ``autoreset_mode`` (see the module's docstring).
     ``info`` holds ``opponent_actions`` (N, n_agents - 1) int64, ``rewards`` (N, n_agents) float32,
     ``opponent_policies`` (N, n_agents - 1) names (left out with ``policy_names_in_info=False``) and
-    ``opponent_policy_ids`` (N, n_agents - 1) int64 ids of :attr:`opponent_policy_names`, each with
-    Gymnasium's ``_key`` mask: ``opponent_actions`` and ``rewards`` are False for games that were reset
-    on this step instead of stepped; the policies are those in use after the step, so always True.
+    ``opponent_policy_ids`` (N, n_agents - 1) int64 ids of :attr:`opponent_policy_names` and ``t`` (N,)
+    int64 steps played, each with Gymnasium's ``_key`` mask: ``opponent_actions`` and ``rewards`` are
+    False for games that were reset on this step instead of stepped; the policies and ``t`` are those
+    after the step (after the reset, for a game reset on this step), so always True.
     """
 
     metadata = {
@@ -147,6 +148,8 @@ class GridMARLVectorEnv(VectorEnv):
         if self.policy_names_in_info:
             info["opponent_policies"] = self._names[current]
             info["_opponent_policies"] = mask
+        info["t"] = self.games.state.t.copy()
+        info["_t"] = mask
         return info
 
     def step(self, actions):

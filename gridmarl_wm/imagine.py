@@ -21,10 +21,13 @@ from gridmarl import GridConfig, GridCore, ResetNeeded, State, make_config
 from gridmarl.config import N_ACTIONS, check_action
 from gridmarl.frames import RENDER_FPS, RENDER_MODES, FrameRenderer
 from gridmarl.gym_env import observation_space
-from gridmarl.opponents import DEFAULT_SWITCH_POOL, Opponents
+from gridmarl.opponents import BUILTIN_POLICIES, DEFAULT_SWITCH_POOL, Opponents
 
 # An opponent of the batched simulator: the ego's observations (B, 5, h, w) -> others' actions (B, n - 1).
 TensorOpponent = Callable[[torch.Tensor], torch.Tensor]
+# The name an imagined env reports for opponents played by the model's opponent head; its policy id comes
+# after the built-in policies' ids.
+MODEL_POLICY = "model"
 
 
 def game_of(model: Any, game: GridConfig | dict | None = None) -> GridConfig:
@@ -165,7 +168,12 @@ class ImaginedEnv(gym.Env):
 
     ``reset(options={"obs": real_obs, "t": steps_played})`` starts from a real observation (``t`` sets how
     many steps remain before truncation); a plain reset draws a start from the game's own distribution.
-    ``step``'s info holds ``opponent_actions``.
+
+    ``info`` has the real env's keys: ``step``'s holds ``opponent_actions``, ``rewards`` (every player's,
+    player order: the model's samples for both players of a two-player full-view game; elsewhere the
+    model sees only the ego's reward and the others' are 0, as :attr:`rewards_seen` says), ``opponent_policies`` (left out with
+    ``policy_names_in_info=False``), ``opponent_policy_ids`` (ids of :attr:`opponent_policy_names`) and
+    ``t``; ``reset``'s the last three.
     """
 
     metadata = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
@@ -180,9 +188,11 @@ class ImaginedEnv(gym.Env):
         ego: int = 0,
         switch_every: int = 10,
         switch_pool: Sequence[str] = DEFAULT_SWITCH_POOL,
+        policy_names_in_info: bool = True,
     ) -> None:
         self.config = game_of(model, game)
         self.core = GridCore(self.config)
+        self.policy_names_in_info = bool(policy_names_in_info)
         if not (isinstance(ego, int | np.integer) and 0 <= ego < self.config.n_agents):
             raise ValueError(f"ego must be a player index in 0..{self.config.n_agents - 1}, got {ego!r}")
         self.ego = int(ego)
@@ -190,6 +200,9 @@ class ImaginedEnv(gym.Env):
         self.observation_space = observation_space(self.config)
         self.action_space = spaces.Discrete(N_ACTIONS)
         self._whole_state = self.config.n_agents == 2 and self.config.view_size is None
+        #: Per player, whether ``info["rewards"]`` holds the model's prediction of its reward (True) or a
+        #: placeholder 0 (the model sees only the ego's reward unless an observation is the whole state).
+        self.rewards_seen = tuple(self._whole_state or i == self.ego for i in range(self.config.n_agents))
         self._scripted = None
         if opponent != "model":
             if not self._whole_state:
@@ -252,28 +265,80 @@ class ImaginedEnv(gym.Env):
             self._scripted.reset(self.np_random)
         if self.render_mode == "human":
             self.render()
-        return obs.copy(), {}
+        return obs.copy(), self._policy_info()
 
     def step(self, action):
         if self._obs is None or self._t >= self.config.max_steps:
             raise ResetNeeded("the episode has ended (or never started): call reset() before step()")
-        reward, others, truncated = self._advance(check_action(action))
-        info = {"opponent_actions": others[0].cpu().numpy().astype(np.int64), "t": self._t}
+        rewards, others, truncated = self._advance(check_action(action))
+        info = {
+            "opponent_actions": others[0].cpu().numpy().astype(np.int64),
+            "rewards": rewards,
+            **self._policy_info(),
+        }
         if self.render_mode == "human":
             self.render()
-        return self._obs[0].cpu().numpy(), float(reward[0]), False, truncated, info
+        return self._obs[0].cpu().numpy(), float(rewards[self.ego]), False, truncated, info
+
+    @property
+    def opponent_policy_names(self) -> tuple[str, ...]:
+        """Name of every policy id that ``info["opponent_policy_ids"]`` may hold, indexed by id: the real
+        env's table for scripted opponents; with ``opponent="model"`` the built-ins and then ``"model"``."""
+        if self._scripted is not None:
+            return tuple(self._scripted.opponents.names)
+        return (*BUILTIN_POLICIES, MODEL_POLICY)
+
+    def _policy_info(self) -> dict[str, Any]:
+        """The info keys that reset and step share with ``GridMARL-v0``'s: the opponents' policy ids (and
+        names) and the steps played."""
+        if self._scripted is not None:
+            ids = self._scripted.opponents.current[0].copy()
+        else:
+            ids = np.full(self.config.n_agents - 1, len(BUILTIN_POLICIES), dtype=np.int64)
+        info: dict[str, Any] = {"opponent_policy_ids": ids}
+        if self.policy_names_in_info:
+            names = self.opponent_policy_names
+            info["opponent_policies"] = [names[i] for i in ids]
+        info["t"] = self._t
+        return info
 
     def _advance(
         self, action: int, other_actions: list[int] | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """One imagined step with the ego's ``action`` (the others' from ``opponent`` unless given): the
-        reward (1,), the others' actions (1, n - 1) and whether the episode is now truncated."""
+    ) -> tuple[np.ndarray, torch.Tensor, bool]:
+        """One imagined step with the ego's ``action`` (the others' from ``opponent`` unless given): every
+        player's reward (n_agents,) float32, the others' actions (1, n - 1) and whether the episode is
+        now truncated.
+
+        The model predicts the reward of the player whose view it is given. In a two-player full-view game
+        the other player's view is the same observation with the players' channels swapped, so one
+        batched ``sample`` of both views draws both players' rewards the same way (same temperature, same
+        generator); the next observation is the ego view's. Elsewhere the model does not see the others'
+        rewards: they are 0 (see :attr:`rewards_seen`; not NaN, which no same-seed check can compare).
+        """
         dev = self._obs.device
-        others = None if other_actions is None else torch.tensor([other_actions], device=dev)
-        nxt, reward, others = self.sim.step(self._obs, torch.tensor([action], device=dev), others)
+        ego_action = torch.tensor([action], device=dev)
+        if other_actions is None:
+            others = self.sim.opponent_actions(self._obs)
+        else:
+            others = torch.tensor([other_actions], device=dev)
+        rewards = np.zeros(self.config.n_agents, dtype=np.float32)
+        if self._whole_state:
+            views = torch.cat([self._obs, swap_view(self._obs)])  # (2, 5, H, W): the ego's, the other's
+            nxt, reward = self.model.sample(
+                views,
+                torch.cat([ego_action, others[:, 0]]),
+                torch.cat([others, ego_action[:, None]]),
+                generator=self.generator,
+                temperature=self.temperature,
+            )
+            nxt = nxt[:1]
+            rewards[[self.ego, 1 - self.ego]] = reward.cpu().numpy()
+        else:
+            nxt, reward, others = self.sim.step(self._obs, ego_action, others)
+            rewards[self.ego] = reward.cpu().numpy()[0]
         self._obs = nxt.to(torch.float32)
         self._t += 1
-        return reward, others, self._t >= self.config.max_steps
+        return rewards, others, self._t >= self.config.max_steps
 
     def imagined_state(self) -> State:
         """The state the current imagined observation shows (two players, full view)."""
@@ -300,7 +365,9 @@ class ImaginedParallelEnv(ParallelEnv):
     """``gridmarl.parallel_env()`` of a two-player full-view game, played inside a world model.
 
     The imagined state is player_0's observation (the whole state); player_1 sees it with the players'
-    channels swapped. Rewards come from the model's reward head for each player's view.
+    channels swapped. Both players' rewards are sampled from the model's reward head, each for its own
+    view, in one batched ``sample`` at the env's temperature with its generator (temperature 0: both the
+    most likely); ``infos`` are empty, as the real parallel env's.
     """
 
     metadata = {"name": "gridmarl_imagined_v0", "render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
@@ -355,13 +422,9 @@ class ImaginedParallelEnv(ParallelEnv):
         a0 = check_action(actions["player_0"], "action of player_0")
         a1 = check_action(actions["player_1"], "action of player_1")
         env = self.env
-        dev = env._obs.device
-        r1 = env.model.reward(
-            swap_view(env._obs), torch.tensor([a1], device=dev), torch.tensor([[a0]], device=dev)
-        )
-        r0, _, truncated = env._advance(a0, [a1])
+        both, _, truncated = env._advance(a0, [a1])
         obs0 = env._obs[0].cpu().numpy()
-        rewards = {"player_0": float(r0[0]), "player_1": float(r1[0])}
+        rewards = {"player_0": float(both[0]), "player_1": float(both[1])}
         agents = self.agents
         if truncated:
             self.agents = []

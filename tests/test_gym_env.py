@@ -35,13 +35,14 @@ def test_info_contents(preset):
     env = gym.make(preset[0], opponent="greedy")
     obs, info = env.reset(seed=0)
     n = env.unwrapped.config.n_agents
-    assert info.keys() == {"opponent_policies", "opponent_policy_ids"}
+    assert info.keys() == {"opponent_policies", "opponent_policy_ids", "t"} and info["t"] == 0
     assert info["opponent_policies"] == ["greedy"] * (n - 1)
     assert info["opponent_policy_ids"].dtype == np.int64 and info["opponent_policy_ids"].tolist() == [1] * (
         n - 1
     )
     obs, reward, terminated, truncated, info = env.step(0)
-    assert info.keys() == {"opponent_actions", "rewards", "opponent_policies", "opponent_policy_ids"}
+    assert info.keys() == {"opponent_actions", "rewards", "opponent_policies", "opponent_policy_ids", "t"}
+    assert info["t"] == 1
     assert info["opponent_actions"].dtype == np.int64 and info["opponent_actions"].shape == (n - 1,)
     assert info["rewards"].shape == (n,) and reward == info["rewards"][0]
     assert info["opponent_policies"] == ["greedy"] * (n - 1)

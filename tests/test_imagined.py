@@ -195,3 +195,94 @@ def test_state_from_observation_round_trips():
     back = state_from_observation(GAME, core.observe(state, (0,))[:, 0])
     np.testing.assert_array_equal(back.agents, state.agents)
     np.testing.assert_array_equal(back.coins, state.coins)
+
+
+class CoinFlipRewardModel:
+    """A stand-in whose reward for any view is 1 with probability 0.7 and 0 otherwise (most likely: 1), and
+    whose next observation is the current one."""
+
+    def __init__(self, game=GAME):
+        self.game = game
+        self.device = torch.device("cpu")
+
+    def sample(self, obs, self_action, other_actions, generator=None, temperature=1.0):
+        obs = torch.as_tensor(obs, dtype=torch.float32)
+        if temperature == 0:
+            return obs.clone(), torch.ones(len(obs))
+        return obs.clone(), (torch.rand(len(obs), generator=generator) < 0.7).float()
+
+    def reward(self, obs, self_action, other_actions):
+        return torch.ones(len(obs))
+
+
+def test_parallel_env_samples_both_players_rewards_alike():
+    """Both players' rewards are drawn from the model at the env's temperature; at temperature 0 both are
+    the most likely one. (Player 1 used to get the most likely reward while player 0's was sampled.)"""
+    env = ImaginedParallelEnv(CoinFlipRewardModel())
+    env.reset(seed=0)
+    got = {"player_0": [], "player_1": []}
+    for _ in range(4):
+        env.reset()
+        for _ in range(GAME.max_steps):
+            _, rewards, *_ = env.step({"player_0": 0, "player_1": 0})
+            for agent, r in rewards.items():
+                got[agent].append(r)
+    for agent, values in got.items():
+        assert 0.55 < np.mean(values) < 0.85, (agent, np.mean(values))  # 200 draws of p = 0.7
+    assert np.mean(np.array(got["player_0"]) != np.array(got["player_1"])) > 0.2  # drawn apart
+    cold = ImaginedParallelEnv(CoinFlipRewardModel(), temperature=0)
+    cold.reset(seed=0)
+    assert cold.step({"player_0": 1, "player_1": 2})[1] == {"player_0": 1.0, "player_1": 1.0}
+
+
+@pytest.mark.parametrize("opponent", ["greedy", "switching", "model"])
+def test_info_has_the_real_envs_keys_and_kinds(opponent):
+    """reset's and step's info have GridMARL-v0's keys, dtypes and shapes; with the exact stand-in both
+    players' rewards are the real ones and the policy ids name the policies in use."""
+    real = GridMARLEnv(opponent="greedy" if opponent == "model" else opponent, switch_every=3)
+    model = ExactModel() if opponent != "model" else tiny()
+    imagined = ImaginedEnv(model, opponent=opponent, switch_every=3)
+
+    def follow_real_policies():
+        if (
+            imagined._scripted is not None
+        ):  # the same policies as the real opponents (switching draws its own)
+            imagined._scripted.opponents.set_state(real.games.opponents.get_state())
+
+    obs, real_info = real.reset(seed=1)
+    _, info = imagined.reset(seed=1, options={"obs": obs})
+    assert info.keys() == real_info.keys()
+    follow_real_policies()
+    names = imagined.opponent_policy_names
+    for t in range(1, 12):
+        obs, _, _, _, real_info = real.step(t % 5)
+        _, reward, _, _, info = imagined.step(t % 5)
+        assert info.keys() == real_info.keys() and info["t"] == real_info["t"] == t
+        for key in ("opponent_actions", "rewards", "opponent_policy_ids"):
+            assert info[key].dtype == real_info[key].dtype and info[key].shape == real_info[key].shape, key
+        assert [names[i] for i in info["opponent_policy_ids"]] == info["opponent_policies"]
+        assert reward == info["rewards"][0]
+        if opponent == "model":
+            assert info["opponent_policies"] == ["model"]
+        elif not real_info["rewards"].any():
+            np.testing.assert_array_equal(info["rewards"], real_info["rewards"])
+            if (t - 1) % 3:  # at a switch each env draws the new policy from its own generator
+                np.testing.assert_array_equal(info["opponent_policy_ids"], real_info["opponent_policy_ids"])
+        imagined.reset(options={"obs": obs, "t": t})  # resync after any respawn
+        follow_real_policies()
+
+
+def test_single_env_other_players_reward_is_sampled_and_three_player_rewards_say_what_is_seen():
+    env = ImaginedEnv(CoinFlipRewardModel(), opponent=lambda obs: 0)
+    env.reset(seed=3)
+    others = [env.step(0)[4]["rewards"][1] for _ in range(GAME.max_steps)]
+    assert 0.5 < np.mean(others) < 0.9 and env.rewards_seen == (True, True)
+    game3 = gridmarl.make_config(n_agents=3)
+    env3 = ImaginedEnv(tiny(game3), ego=1)
+    _, info = env3.reset(seed=0)
+    assert info["opponent_policy_ids"].tolist() == [4, 4] and env3.opponent_policy_names[4] == "model"
+    _, reward, *_, info = env3.step(2)
+    assert env3.rewards_seen == (False, True, False)
+    assert info["rewards"][1] == reward and info["rewards"][[0, 2]].tolist() == [0.0, 0.0]
+    quiet = ImaginedEnv(ExactModel(), opponent="greedy", policy_names_in_info=False)
+    assert "opponent_policies" not in quiet.reset(seed=0)[1] and "opponent_policies" not in quiet.step(0)[4]
