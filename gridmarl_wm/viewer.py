@@ -716,6 +716,7 @@ def main_view(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--opponent", default="random", choices=OPPONENT_CHOICES, help="the real opponents")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--planner", default="none", choices=["none", "shooting", "cem", "mcts"])
+    p.add_argument("--policy", metavar="PATH", help="a trained policy (gridmarl-wm learn) plays the ego")
     p.add_argument("--samples", type=int, default=64, help="samples per step for the heat maps")
     p.add_argument("--temperature", type=float, default=1.0, help="of the imagined game")
     p.add_argument("--predict-from", default="real", choices=["real", "imagined"])
@@ -735,9 +736,17 @@ def main_view(argv: Sequence[str] | None = None) -> int:
         from gridmarl_wm.model import WorldModel
 
         model = WorldModel.load(args.model, map_location=args.device)
+    policy = None
+    if args.policy is not None:
+        if args.planner != "none":
+            p.error("give --policy or --planner, not both")
+        from gridmarl_wm.agents.checkpoint import load_policy
+
+        policy = load_policy(args.policy, game=game_of(model), seed=args.seed)
     viewer = Viewer(
         model,
         opponent=args.opponent,
+        policy=policy,
         planner=_planner(args.planner, game_of(model), args.seed),
         samples=args.samples,
         temperature=args.temperature,

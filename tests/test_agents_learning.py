@@ -194,3 +194,30 @@ def test_two_processes_match_one(tmp_path):
     for k, v in single.net.state_dict().items():
         assert torch.allclose(v, ddp["policy"][k], atol=1e-5, rtol=1e-4), k
     assert torch.equal(ddp["resume"]["hist"], torch.from_numpy(single.hist))
+
+
+def test_learn_command_and_viewer(tmp_path, capsys):
+    from gridmarl_wm.cli import main
+    from gridmarl_wm.viewer import main_view
+
+    args = ["learn", "--out", str(tmp_path), "--steps", "1024", "--num-envs", "16", "--rollout-steps", "8",
+            "--minibatch-size", "64", "--threads", "1", "--no-progress", "--eval-episodes", "1"]  # fmt: skip
+    main(args)
+    out = capsys.readouterr().out
+    assert "real-env return per episode against random" in out
+    assert {"policy.pt", "metrics.jsonl", "returns.png", "eval.json"} <= {p.name for p in tmp_path.iterdir()}
+    with pytest.raises(SystemExit):  # the folder holds a run: it is not overwritten
+        main(args)
+    assert "pass --resume" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["learn", "--out", str(tmp_path), "--resume", "--hidden", "8"])
+    assert "--hidden 8 does not match the run" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["learn", "--out", str(tmp_path / "x"), "--algorithm", "a2c"])
+    assert "algorithm='a2c' is unknown" in capsys.readouterr().err
+    gif = tmp_path / "view.gif"
+    assert (
+        main_view(["--exact", "--policy", str(tmp_path / "policy.pt"), "--steps", "3", "--gif", str(gif)])
+        == 0
+    )
+    assert gif.exists()

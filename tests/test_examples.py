@@ -50,3 +50,10 @@ def test_train_plan_and_swap_examples(tmp_path):
     assert "planning in the learned simulator" in out and "planning in the exact simulator" in out
     out = run("examples/swap_in_imagined_env.py", "--model", model, "--episodes", "2")
     assert "real env" in out and "imagined env" in out and "episodes of 50 steps" in out
+
+
+def test_train_agent_example(tmp_path):
+    out = run("examples/train_agent.py", "--steps", "8000", "--num-envs", "32", "--threads", "1",
+              "--out", str(tmp_path / "agent"))  # fmt: skip
+    assert "return per 50-step episode against greedy" in out and "scripted greedy ego" in out
+    assert (tmp_path / "agent" / "policy.pt").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gridmarl.config import GridConfig, make_config
-from gridmarl_wm.agents.batched import SELF_PLAY, NativeGames, check_opponent
+from gridmarl_wm.agents.batched import NativeGames, check_opponent
 from gridmarl_wm.agents.checkpoint import load_policy
 from gridmarl_wm.agents.policy import PolicyConfig
 from gridmarl_wm.agents.ppo import PPOConfig, PPOTrainer, _distributed
@@ -29,6 +29,13 @@ def resolve_opponent(opponent: Any, game: GridConfig) -> Any:
     ):
         return load_policy(opponent, game=game)
     return opponent
+
+
+def _describe(opponent: Any) -> str:
+    """The opponent spec as the command line writes it (a list comma-separated)."""
+    if isinstance(opponent, list | tuple):
+        return ",".join(_describe(o) for o in opponent)
+    return opponent if isinstance(opponent, str) else getattr(opponent, "__name__", str(opponent))
 
 
 def make_trainer(
@@ -75,7 +82,7 @@ def make_trainer(
         raise ValueError("choose the critic with algorithm='mappo', not central_critic")
     pcfg = PolicyConfig.for_game(cfg, central_critic=algorithm == "mappo", **policy)
     meta = {
-        "algorithm": algorithm, "opponent": opponent if opponent == SELF_PLAY else str(opponent),
+        "algorithm": algorithm, "opponent": _describe(opponent),
         "num_envs": num_envs, "groups": groups, "switch_every": switch_every,
     }  # fmt: skip
     return PPOTrainer(env, pcfg, ppo or PPOConfig(), out_dir, meta=meta)
