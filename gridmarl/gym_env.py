@@ -100,7 +100,7 @@ class GridMARLEnv(gym.Env):
         info: dict[str, Any] = {"opponent_policy_ids": opponents.current[0].copy()}
         if self.policy_names_in_info:
             info["opponent_policies"] = opponents.policy_names(0)
-        info["t"] = int(self.games.state.t[0])
+        info["t"] = self.games.state.t[0].copy()  # np.int64: array readers (TorchRL's) need a dtype
         return info
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

@@ -299,7 +299,7 @@ class ImaginedEnv(gym.Env):
         if self.policy_names_in_info:
             names = self.opponent_policy_names
             info["opponent_policies"] = [names[i] for i in ids]
-        info["t"] = self._t
+        info["t"] = np.int64(self._t)  # as the real env's: array readers (TorchRL's) need a dtype
         return info
 
     def _advance(
