@@ -95,6 +95,7 @@ def add_learn_parser(sub: Any, add_game_args: Any) -> None:
     p.add_argument("--moa-agent-id", action="store_true", help="give the MOA the agent's index")
     p.add_argument("--goal", default=None, help="infer the others' goals: discrete or continuous")
     p.add_argument("--eval-episodes", type=int, default=4, help="per seed (5 seeds) after training; 0: none")
+    p.add_argument("--device", default="cpu", help="where the network learns (the games run on the CPU)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the usable cores)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/policy.pt")
     p.add_argument("--no-progress", action="store_true")
@@ -112,6 +113,8 @@ def cmd_learn(args: argparse.Namespace) -> None:
     threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
     torch.set_num_threads(threads)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per share of games
+        if args.device != "cpu":
+            raise ValueError(f"--device {args.device}: data-parallel training runs on CPU processes (gloo)")
         dist.init_process_group(backend="gloo")
     out = Path(args.out)
     if (out / "policy.pt").exists() and not args.resume:
@@ -124,7 +127,9 @@ def cmd_learn(args: argparse.Namespace) -> None:
         game, settings = _saved_settings(out / "policy.pt", args, game, settings)
     known = {f.name for f in fields(PPOConfig)}
     ppo = PPOConfig(**{k: settings[k] for k in _PPO_FLAGS if k in known})
-    trainer = make_trainer(out, game=game, ppo=ppo, **{k: settings[k] for k in (*_RUN_FLAGS, *_POLICY_FLAGS)})
+    trainer = make_trainer(
+        out, game=game, ppo=ppo, device=args.device, **{k: settings[k] for k in (*_RUN_FLAGS, *_POLICY_FLAGS)}
+    )
     if args.resume:
         trainer.resume()
         print(f"resumed at iteration {trainer.iteration} ({trainer.env_steps:,} env steps)")

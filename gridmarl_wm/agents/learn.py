@@ -47,6 +47,7 @@ def make_trainer(
     groups: int | None = None,
     ppo: PPOConfig | None = None,
     switch_every: int = 10,
+    device: str = "cpu",
     **policy: Any,
 ) -> PPOTrainer:
     """A :class:`PPOTrainer` on :class:`NativeGames`.
@@ -60,6 +61,7 @@ def make_trainer(
         num_envs: games over all processes (split into ``groups``, one generator each; default: one group
             per process).
         ppo: PPO's settings (``PPOConfig()`` by default).
+        device: where the network learns (``cpu``, ``cuda``); the games always run on the CPU.
         **policy: :class:`PolicyConfig` fields (``hidden``, ``moa``, ``goal``, ...).
     """
     if algorithm not in ALGORITHMS:
@@ -85,4 +87,4 @@ def make_trainer(
         "algorithm": algorithm, "opponent": _describe(opponent),
         "num_envs": num_envs, "groups": groups, "switch_every": switch_every,
     }  # fmt: skip
-    return PPOTrainer(env, pcfg, ppo or PPOConfig(), out_dir, meta=meta)
+    return PPOTrainer(env, pcfg, ppo or PPOConfig(), out_dir, meta=meta, device=device)

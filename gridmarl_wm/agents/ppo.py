@@ -132,8 +132,10 @@ class PPOTrainer:
         cfg: PPOConfig,
         out_dir: str | Path,
         meta: dict[str, Any] | None = None,
+        device: str = "cpu",
     ) -> None:
         self.env, self.cfg, self.policy_cfg = env, cfg, policy_cfg
+        self.device = torch.device(device)
         self.out_dir = Path(out_dir)
         self.meta = meta or {}
         self.rank, self.world = _distributed()
@@ -146,7 +148,7 @@ class PPOTrainer:
         if (policy_cfg.moa or policy_cfg.goal) and game.n_agents < 2:
             raise ValueError("opponent modelling needs at least one other player")
         torch.manual_seed(cfg.seed)
-        self.net = ActorCritic(policy_cfg)
+        self.net = ActorCritic(policy_cfg).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=1e-5)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.action_rngs = {g: np.random.default_rng([cfg.seed, 7919, g]) for g in env.group_ids}
@@ -162,7 +164,7 @@ class PPOTrainer:
         self.iteration = 0
         self.env_steps = 0
         self.elapsed = 0.0
-        self.player = torch.as_tensor(np.tile(np.array(env.learners), self.N))  # (N * L,)
+        self.player = torch.as_tensor(np.tile(np.array(env.learners), self.N), device=self.device)  # (N * L,)
         others = [[j for j in range(game.n_agents) if j != i] for i in env.learners]
         self.others_of = torch.as_tensor(others)  # (L, n - 1)
         self.hist: np.ndarray | None = None
@@ -181,11 +183,11 @@ class PPOTrainer:
         return np.concatenate([hist[:, :, 1:], obs[:, :, None]], axis=2)
 
     def _inputs(self, hist: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(hist.reshape(self.N * self.L, -1))
+        return torch.from_numpy(hist.reshape(self.N * self.L, -1)).to(self.device)
 
     def _states(self, state: np.ndarray) -> torch.Tensor:
         """(N, S, H, W) -> (N * L, S * H * W): the global state once per learner."""
-        s = torch.from_numpy(state.reshape(self.N, 1, -1))
+        s = torch.from_numpy(state.reshape(self.N, 1, -1)).to(self.device)
         return s.expand(self.N, self.L, s.shape[-1]).reshape(self.N * self.L, -1)
 
     def _uniforms(self) -> np.ndarray:
@@ -207,12 +209,12 @@ class PPOTrainer:
             x = self._inputs(self.hist)
             s = self._states(env.state()) if central else None
             out = net(x, self.player, s)
-            a = sample_actions(out.logits, self._uniforms())
-            a_t = torch.from_numpy(a)
+            a = sample_actions(out.logits.cpu(), self._uniforms())
+            a_t = torch.from_numpy(a).to(self.device)
             logps.append(torch.log_softmax(out.logits, -1).gather(1, a_t[:, None]).squeeze(1))
             res = env.step(a.reshape(self.N, self.L))
-            r = torch.from_numpy(res.rewards.reshape(B).astype(np.float32))
-            done = torch.from_numpy(np.repeat(res.truncated, self.L))
+            r = torch.from_numpy(res.rewards.reshape(B).astype(np.float32)).to(self.device)
+            done = torch.from_numpy(np.repeat(res.truncated, self.L)).to(self.device)
             self.episode.add(res)
             if res.final_obs is not None and cfg.bootstrap_truncation:
                 final_hist = self._push(self.hist, res.final_obs)
@@ -224,7 +226,7 @@ class PPOTrainer:
             values.append(out.value)
             rewards.append(r)
             dones.append(done)
-            others.append(torch.from_numpy(res.others.reshape(B, -1)))
+            others.append(torch.from_numpy(res.others.reshape(B, -1)).to(self.device))
             if central:
                 states.append(s)
             if res.positions is not None:
@@ -247,11 +249,11 @@ class PPOTrainer:
         if self.policy_cfg.goal is not None:
             if not positions:
                 raise ValueError("goal inference needs games that report positions and pick-ups")
-            done_games = torch.stack(dones).reshape(T, self.N, self.L)[:, :, 0]
+            done_games = torch.stack(dones).reshape(T, self.N, self.L)[:, :, 0].cpu()
             cells = next_pickup_cells(
                 torch.stack(positions), torch.stack(picked), done_games, self.policy_cfg.goal_cells
             )  # (T, N, A)
-            batch["goal"] = cells[:, :, self.others_of].reshape(T, B, -1)  # (T, N*L, n-1)
+            batch["goal"] = cells[:, :, self.others_of].reshape(T, B, -1).to(self.device)  # (T, N*L, n-1)
         return batch
 
     # ------------------------------------------------------------------ update
@@ -281,7 +283,11 @@ class PPOTrainer:
                 w = self.env.config.width
                 has = (target < none) & known
                 tgt = torch.stack([target // w, target % w], -1).float()
-                scale = torch.tensor([max(1, self.env.config.height - 1), max(1, w - 1)], dtype=torch.float32)
+                scale = torch.tensor(
+                    [max(1, self.env.config.height - 1), max(1, w - 1)],
+                    dtype=torch.float32,
+                    device=tgt.device,
+                )
                 err = ((out.goal[..., :2] - tgt / scale) ** 2).sum(-1) * has
                 bce = (
                     F.binary_cross_entropy_with_logits(out.goal[..., 2], has.float(), reduction="none")
@@ -298,7 +304,8 @@ class PPOTrainer:
         )
         if cfg.normalize_advantages:
             stats = _all_sum(
-                torch.stack([adv.sum(), (adv**2).sum(), torch.tensor(float(adv.numel()))]), self.world
+                torch.stack([adv.sum(), (adv**2).sum(), torch.tensor(float(adv.numel()), device=adv.device)]),
+                self.world,
             )
             mean = stats[0] / stats[2]
             std = (stats[1] / stats[2] - mean**2).clamp(min=0).sqrt()
@@ -316,7 +323,7 @@ class PPOTrainer:
         for _ in range(cfg.epochs):
             perm = torch.randperm(total, generator=self.generator)
             for start in range(0, total, cfg.minibatch_size):
-                gidx = perm[start : start + cfg.minibatch_size]
+                gidx = perm[start : start + cfg.minibatch_size].to(self.device)
                 denom = float(len(gidx))
                 if self.world > 1:  # keep the global samples that live in this process
                     t, rest = gidx // (self.N_global * self.L), gidx % (self.N_global * self.L)
