@@ -7,7 +7,10 @@ and the learned opponent model; plus the scripted greedy policy playing the ego,
 
 Before planning against an opponent, the model's opponent and value heads are refit on player_0's view of
 64 x 400 steps of play against it (``fit_observation_heads``); the transition model stays as trained.
-Prints markdown tables and writes every figure as JSON to --out.
+The gap is :func:`gridmarl_wm.planning.model_gap`: the ratio of the mean real-env returns (learned / exact,
+the same games), with a 95% delta-method interval over the seeds. Prints markdown tables, writes every
+figure as JSON to --out and, with --record, the tables into benchmarks/RESULTS.md (block ``model_gap``,
+or ``model_gap_history`` with --history-only).
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from recording import provenance, record
 
 import gridmarl
 from gridmarl.opponents import Opponents
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.imagine import ImaginedEnv
+from gridmarl_wm.io import atomic_write_text
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.opponent_model import fit_observation_heads
 from gridmarl_wm.planning import (
@@ -35,7 +40,7 @@ from gridmarl_wm.planning import (
     LearnedSimulator,
     RandomShooting,
     ScriptedEgo,
-    ci95,
+    model_gap,
     play,
 )
 from gridmarl_wm.switching import OpponentNet, TypeFilterSimulator, episodes, fit
@@ -43,13 +48,6 @@ from gridmarl_wm.switching import OpponentNet, TypeFilterSimulator, episodes, fi
 
 def planners(seed: int) -> dict:
     return {"random shooting": RandomShooting(seed=seed), "CEM": CEM(seed=seed), "MCTS": MCTS(seed=seed)}
-
-
-def ratio_ci(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
-    """Mean of the per-seed ratios and the half-width of its 95% t interval (seeds are paired: the same
-    games)."""
-    r = num / den
-    return float(r.mean()), ci95(r)
 
 
 def main() -> None:
@@ -69,6 +67,7 @@ def main() -> None:
     )
     p.add_argument("--history-only", action="store_true", help="only those rows (and no sweep)")
     p.add_argument("--out", default=None)
+    p.add_argument("--record", action="store_true", help="write the tables into benchmarks/RESULTS.md")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print("command:", " ".join([sys.executable.split("/")[-1], *sys.argv]))
@@ -110,7 +109,7 @@ def main() -> None:
                 ("learned, types + switch filter", "gap_types_filter"),
             ):
                 if key in res:
-                    row[name][label] = ratio_ci(res[key].seed_means, base)
+                    row[name][label] = model_gap(res[key].seed_means, base)
             print(
                 f"[{time.perf_counter() - start:7.1f}s] {opp} / {name}: "
                 + ", ".join(f"{k} {r.mean:.2f}" for k, r in res.items()),
@@ -137,10 +136,18 @@ def main() -> None:
         print(f"temperature {temp}: imagined {imagined.mean:.2f}, real {real.mean:.2f}", flush=True)
     report["temperature_sweep"] = {"opponent": opp, "planner": "random shooting", "rows": sweep}
     report["seconds"] = time.perf_counter() - start
-    print(markdown(report))
+    table = markdown(report)
+    print(table)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+    if args.record:
+        note = (
+            f"{len(seeds)} seeds x {args.episodes} episodes per row; opponent heads refit on 64 x 400 steps; "
+            f"{report['seconds']:.0f} s in all."
+        )
+        key = "model_gap_history" if args.history_only else "model_gap"
+        record(key, provenance(note) + "\n\n" + table, title="Model gap")
 
 
 def fit_types_model(game, data) -> OpponentNet:
@@ -162,7 +169,7 @@ def _ci(r: dict) -> str:
 def markdown(report: dict) -> str:
     lines = [
         "| opponent | planner | exact sim + true opponent | exact sim + learned opponent | learned sim | "
-        "gap (learned / exact) | decisions/s (learned) |",
+        "gap (mean learned / mean exact) | decisions/s (learned) |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for opp, row in report["opponents"].items():

@@ -5,7 +5,14 @@ exhaustively against the exact rules (the notes' T1 table), plus training throug
     python benchmarks/wm_variants.py --steps 10000 --device cuda --parallel 8   # all at once on one GPU
     python benchmarks/wm_variants.py --throughput-only --device cuda
 
-Prints a markdown table and writes it (with every figure) as JSON to --out.
+    python benchmarks/wm_variants.py --steps 3000 --seeds 0 1 2 3 4 --parallel 2 --threads 1 \
+        --sample-states 4000 --variants "latent/concat" "latent/concat, no reward head" \
+        --record wm_reward_head_ablation                                       # the 5-seed ablation
+    python benchmarks/wm_variants.py --from-json runs/wm_variants/results.json  # re-aggregate, no training
+
+Prints a markdown table of every run and, with several seeds, one row per variant aggregated over the seeds
+(mean ± 95% Student-t interval); writes every figure as JSON to --out/results.json and, with --record KEY,
+the tables into benchmarks/RESULTS.md under that key.
 """
 
 from __future__ import annotations
@@ -19,13 +26,17 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
+from recording import provenance, record
 
 import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.evaluate import exhaustive_metrics
+from gridmarl_wm.io import atomic_write_text
 from gridmarl_wm.losses import LossWeights
 from gridmarl_wm.model import WorldModel
+from gridmarl_wm.planning import ci95
 from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
 
 VARIANTS = {
@@ -130,7 +141,19 @@ def main() -> None:
     parser.add_argument("--throughput-batches", type=int, nargs="+", default=[512, 4096])
     parser.add_argument("--out", default="runs/wm_variants", help="results.json goes here")
     parser.add_argument("--runs", default=None, help="checkpoints and metrics of each run (default: --out)")
+    parser.add_argument("--record", metavar="KEY", default=None, help="write the tables into RESULTS.md")
+    parser.add_argument(
+        "--from-json", default=None, help="aggregate the runs of a results.json written before (no training)"
+    )
     args = parser.parse_args()
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text())
+        tables = run_table(result["variants"]) + "\n\n" + aggregate_table(result["variants"])
+        print(tables)
+        if args.record:
+            note = f"Aggregated from {args.from_json}, written by: `{result['command']}`"
+            record(args.record, provenance(note) + "\n\n" + tables, title="World-model variants")
+        return
     Path(args.out).mkdir(parents=True, exist_ok=True)
     header = {
         "command": "python " + " ".join(sys.argv),
@@ -161,17 +184,62 @@ def main() -> None:
         else:
             rows = [run_variant(*c) for c in call]
         result["variants"] = rows
-        print(
-            "| variant | seed | TV mean | TV p99 | TV max | det. acc. | reward acc. | reward MAE | train s |"
+    tables = "\n".join(
+        f"Training throughput, batch {row['batch_size']} on {row['device']}: {row['samples_per_s']:,.0f} "
+        "samples/s (median of 5 runs of 50 steps)."
+        for row in result["throughput"]
+    )
+    if "variants" in result:
+        tables += "\n\n" + run_table(result["variants"])
+        if len(args.seeds) > 1:
+            tables += "\n\n" + aggregate_table(result["variants"])
+    print(tables)
+    atomic_write_text(Path(args.out) / "results.json", json.dumps(result, indent=2, default=float))
+    if args.record:
+        note = (
+            f"{args.parallel} run(s) at once with {args.threads} torch thread(s) each: the training seconds "
+            "are not single-run figures when several share the machine."
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for r in rows:
-            print(
-                f"| {r['variant']} | {r['seed']} | {r['tv_mean']:.4f} | {r['tv_p99']:.4f} | {r['tv_max']:.3f} | "
-                f"{100 * r['det_acc']:.2f}% | {100 * r['reward_acc']:.2f}% | {r['reward_mae']:.4f} | "
-                f"{r['train_seconds']:.0f} |"
-            )
-    (Path(args.out) / "results.json").write_text(json.dumps(result, indent=2, default=float))
+        record(args.record, provenance(note) + "\n\n" + tables, title="World-model variants")
+
+
+def run_table(rows: list[dict]) -> str:
+    """One markdown row per run."""
+    lines = [
+        "| variant | seed | TV mean | TV p99 | TV max | det. acc. | reward acc. | reward MAE | final NLL | train s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {r['seed']} | {r['tv_mean']:.4f} | {r['tv_p99']:.4f} | {r['tv_max']:.3f} | "
+            f"{100 * r['det_acc']:.2f}% | {100 * r['reward_acc']:.2f}% | {r['reward_mae']:.4f} | "
+            f"{r['final_obs_nll']:.4f} | {r['train_seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+AGGREGATED = ("tv_mean", "tv_p99", "tv_max", "det_acc", "reward_acc", "final_obs_nll")
+
+
+def aggregate_table(rows: list[dict]) -> str:
+    """One markdown row per variant: each measure's mean over the seeds ± the half-width of its 95%
+    Student-t interval, and the per-seed TV means."""
+    by_variant: dict[str, list[dict]] = {}
+    for r in rows:
+        by_variant.setdefault(r["variant"], []).append(r)
+    lines = [
+        "| variant | seeds | " + " | ".join(AGGREGATED) + " | TV mean per seed |",
+        "|---|---:|" + "---:|" * len(AGGREGATED) + "---|",
+    ]
+    for name, runs in by_variant.items():
+        runs = sorted(runs, key=lambda r: r["seed"])
+        cells = []
+        for key in AGGREGATED:
+            values = np.array([r[key] for r in runs], dtype=np.float64)
+            cells.append(f"{values.mean():.4g} ± {ci95(values):.2g}")
+        per_seed = ", ".join(f"{r['tv_mean']:.5f}" for r in runs)
+        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + f" | {per_seed} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -92,4 +92,7 @@ def load_world_model(
     except RuntimeError as err:
         raise ValueError(f"{path}: the weights do not fit the saved model config: {err}") from None
     model.game = stored
+    if "start_obs" in data:  # the first observations of the training data's episodes (ImaginedEnv's starts)
+        model.start_obs = data["start_obs"].cpu().numpy()
+        model.start_agent = data["start_agent"].cpu().numpy()
     return model.eval().to(map_location)

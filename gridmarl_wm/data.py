@@ -73,6 +73,15 @@ class Transitions:
     def take(self, rows: np.ndarray | slice) -> Transitions:
         return Transitions(**{f: getattr(self, f)[rows] for f in FIELDS})
 
+    def start_observations(self, limit: int = 4096, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The first observations of the episodes in this data (``t == 0``), at most ``limit`` of them (a
+        seeded random subset beyond that): (N, 5, h, w) uint8 and the player index of each (N,) int64.
+        What a learned simulator stores to start imagined games from (``ImaginedEnv``'s default reset)."""
+        rows = np.flatnonzero(self.t == 0)
+        if len(rows) > limit:
+            rows = np.sort(np.random.default_rng(seed).choice(rows, limit, replace=False))
+        return self.obs[rows].astype(np.uint8), self.agent[rows].astype(np.int64)
+
     @staticmethod
     def concatenate(parts: Sequence[Transitions]) -> Transitions:
         return Transitions(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in FIELDS})

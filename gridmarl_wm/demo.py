@@ -28,6 +28,7 @@ from gridmarl_wm.planning import (
     LearnedSimulator,
     RandomShooting,
     ScriptedEgo,
+    model_gap,
     play,
 )
 from gridmarl_wm.train import TrainConfig, Trainer, model_config_for, plot_losses
@@ -146,10 +147,12 @@ def plan_all(model: WorldModel, game, cfg: DemoConfig, start: float) -> dict[str
         for name, planner in planners(cfg).items():
             learned = play(planner, LearnedSimulator(fitted, seed=cfg.seed), opp, seeds, cfg.episodes, game)
             exact = play(planner, ExactSimulator(game, opp, seed=cfg.seed), opp, seeds, cfg.episodes, game)
+            gap, gap_ci95 = model_gap(learned.seed_means, exact.seed_means)
             row[name] = {
                 "learned": learned.as_dict(),
                 "exact": exact.as_dict(),
-                "gap": learned.mean / exact.mean if exact.mean > 0 else float("nan"),
+                "gap": gap,
+                "gap_ci95": gap_ci95,
             }
         results[opp] = row
     return results
@@ -190,7 +193,8 @@ def report_markdown(report: dict[str, Any]) -> str:
     if plan:
         lines += [
             "Real-env return per episode (mean ± 95% CI over seeds), planning with the learned simulator and "
-            "with the exact one (true opponent policy); gap = learned / exact:",
+            "with the exact one (true opponent policy); gap = mean learned return / mean exact return "
+            "(gridmarl_wm.planning.model_gap, ± its 95% delta-method interval over seeds):",
             "",
             "| opponent | planner | learned | exact | gap |",
             "|---|---|---:|---:|---:|",
@@ -201,7 +205,8 @@ def report_markdown(report: dict[str, Any]) -> str:
                     lines.append(f"| {opp_name} | {name} | {_ci(r)} | | |")
                     continue
                 lines.append(
-                    f"| {opp_name} | {name} | {_ci(r['learned'])} | {_ci(r['exact'])} | {r['gap']:.2f} |"
+                    f"| {opp_name} | {name} | {_ci(r['learned'])} | {_ci(r['exact'])} | "
+                    f"{_ci({'mean': r['gap'], 'ci95': r.get('gap_ci95', float('nan'))})} |"
                 )
         lines.append("")
     if "seconds" in report:

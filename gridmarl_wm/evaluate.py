@@ -162,7 +162,9 @@ def open_loop(
         a = rng.integers(0, 5, episodes)
         obs, reward, _, _, info = venv.step(a)
         if modelled_opponents:
-            probs = model.opponent_probs(pred).cpu()
+            takes_id = getattr(getattr(model, "cfg", None), "agent_id", False)
+            ids = {"agent": torch.zeros(episodes, dtype=torch.long)} if takes_id else {}
+            probs = model.opponent_probs(pred, **ids).cpu()  # player_0's view
             others = torch.multinomial(probs.flatten(0, 1), 1, generator=g).reshape(episodes, -1).numpy()
         else:
             others = info["opponent_actions"]

@@ -30,6 +30,29 @@ TensorOpponent = Callable[[torch.Tensor], torch.Tensor]
 MODEL_POLICY = "model"
 
 
+def _is_exact(model: Any) -> bool:
+    """Whether ``model`` is the exact stand-in (the rules themselves)."""
+    from gridmarl_wm.exact_model import ExactModel  # here: exact_model imports this module
+
+    return isinstance(model, ExactModel)
+
+
+def _start_observations(model: Any, ego: int, game: GridConfig) -> np.ndarray | None:
+    """The first observations stored with ``model`` at training (``start_obs``), the ego's own where there
+    are any: (N, 5, h, w) uint8, or None when the model carries none."""
+    starts = getattr(model, "start_obs", None)
+    if starts is None or len(starts) == 0:
+        return None
+    starts = np.asarray(starts)
+    if starts.shape[1:] != game.obs_shape:
+        raise ValueError(
+            f"the model's start observations have shape {starts.shape[1:]}, not {game.obs_shape}"
+        )
+    agents = np.asarray(getattr(model, "start_agent", np.full(len(starts), ego)))
+    mine = agents == ego
+    return starts[mine] if mine.any() else starts
+
+
 def game_of(model: Any, game: GridConfig | dict | None = None) -> GridConfig:
     """The game a model simulates: ``game`` if given, else the one it was trained or loaded with."""
     if game is not None:
@@ -164,10 +187,16 @@ class ImaginedEnv(gym.Env):
         temperature: of every sample; 0 plays the model's most likely outcomes.
         game: the game, when the model does not carry it.
         render_mode: as the real env's (two-player full view, where an observation is the whole state).
-        ego: the player whose view is imagined (sets the plain reset's start observation).
+        ego: the player whose view is imagined.
+        start: where a plain ``reset()`` (no ``options["obs"]``) starts: ``"data"`` (the default) draws one
+            of the first observations of the episodes the model was trained on, which training stores with
+            the model (``model.start_obs``, ``model.start_agent``; the ego's own where there are any);
+            ``"real"`` draws a start from the real game's reset instead (the rules, not the model). The
+            exact stand-in (:class:`~gridmarl_wm.exact_model.ExactModel`) is the rules, so its data start
+            is the real reset.
 
-    ``reset(options={"obs": real_obs, "t": steps_played})`` starts from a real observation (``t`` sets how
-    many steps remain before truncation); a plain reset draws a start from the game's own distribution.
+    ``reset(options={"obs": real_obs, "t": steps_played})`` starts from a given observation (``t`` sets how
+    many steps remain before truncation).
 
     ``info`` has the real env's keys: ``step``'s holds ``opponent_actions``, ``rewards`` (every player's,
     player order: the model's samples for both players of a two-player full-view game; elsewhere the
@@ -189,6 +218,7 @@ class ImaginedEnv(gym.Env):
         switch_every: int = 10,
         switch_pool: Sequence[str] = DEFAULT_SWITCH_POOL,
         policy_names_in_info: bool = True,
+        start: str = "data",
     ) -> None:
         self.config = game_of(model, game)
         self.core = GridCore(self.config)
@@ -197,6 +227,14 @@ class ImaginedEnv(gym.Env):
             raise ValueError(f"ego must be a player index in 0..{self.config.n_agents - 1}, got {ego!r}")
         self.ego = int(ego)
         self.model = model
+        if start not in ("data", "real"):
+            raise ValueError(
+                f"start must be 'data' (the model's stored start observations) or 'real', got {start!r}"
+            )
+        self.start = start
+        self._starts = None  # (N, 5, h, w) the stored first observations a plain reset draws from
+        if start == "data" and not _is_exact(model):
+            self._starts = _start_observations(model, self.ego, self.config)
         self.observation_space = observation_space(self.config)
         self.action_space = spaces.Discrete(N_ACTIONS)
         self._whole_state = self.config.n_agents == 2 and self.config.view_size is None
@@ -244,8 +282,18 @@ class ImaginedEnv(gym.Env):
         self.generator.manual_seed(int(self.np_random.integers(2**63 - 1)))
         options = options or {}
         start = options.get("obs")
+        # drawn whatever the start, so that a given start leaves the generator where the real env's reset does
         u = self.np_random.random((1, self.config.n_agents + self.config.n_coins))
-        if start is None:
+        if start is None and self._starts is not None:
+            obs = self._starts[self.np_random.integers(len(self._starts))].astype(np.float32)
+        elif start is None:
+            if self.start == "data" and not _is_exact(self.model):
+                raise ValueError(
+                    "this model carries no start observations (training stores the first observations of its "
+                    "data's episodes with the model; this one was not trained or loaded that way): pass "
+                    "reset(options={'obs': ...}), or ImaginedEnv(..., start='real') to start from the real "
+                    "game's reset"
+                )
             obs = self.core.observe(self.core.reset(u), (self.ego,))[0, 0]
         else:
             obs = np.asarray(start, dtype=np.float32)

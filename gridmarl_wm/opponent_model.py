@@ -29,7 +29,9 @@ def fit_observation_heads(
     value_weight: float = 0.1,
 ) -> WorldModel:
     """A copy of ``model`` whose observation heads (``obs_summary``, ``opponent_head``, ``value_head``) are
-    refit on ``data`` (only player ``agent``'s transitions when given); the rest is shared unchanged.
+    refit on ``data`` (only player ``agent``'s transitions when given). The rest keeps the original's
+    parameters and buffers (the same tensors, not copies) in module objects of its own, so switching the
+    copy between ``train()`` and ``eval()`` leaves the original's modes alone.
 
     Loss: cross-entropy of the others' actions plus ``value_weight`` times the value head's squared error
     to r + gamma * V(o').
@@ -40,11 +42,14 @@ def fit_observation_heads(
     rows = np.arange(len(data)) if agent is None else np.flatnonzero(data.agent == agent)
     if len(rows) == 0:
         raise ValueError(f"data holds no transitions of agent={agent!r}")
-    fitted = copy.copy(model)  # shares every module ...
-    fitted._modules = dict(model._modules)
     heads = ("obs_summary", "opponent_head", "value_head")
-    for name in heads:  # ... except the observation heads, which get their own copies
-        fitted._modules[name] = copy.deepcopy(model._modules[name])
+    # A copy of every module object (so train()/eval() on the copy never flip the original's modules) that
+    # shares the original's parameters and buffers, except the observation heads' own new copies.
+    in_heads = {
+        id(t) for name in heads for t in (*model._modules[name].parameters(), *model._modules[name].buffers())
+    }
+    shared = {id(t): t for t in (*model.parameters(), *model.buffers()) if id(t) not in in_heads}
+    fitted = copy.deepcopy(model, memo=shared)
     dev = model.device
     obs = torch.as_tensor(data.obs[rows], device=dev)
     next_obs = torch.as_tensor(data.next_obs[rows], device=dev)

@@ -123,6 +123,8 @@ class Trainer:
         self.reward = torch.as_tensor(data.reward, device=dev)
         self.reward_class = torch.searchsorted(values.to(dev), self.reward)
         self.agent = torch.as_tensor(data.agent, device=dev)
+        # the episodes' first observations travel with the model: ImaginedEnv starts its games from them
+        model.start_obs, model.start_agent = data.start_observations(seed=cfg.seed)
 
     # ------------------------------------------------------------------ schedule and batches
     def lr_at(self, step: int) -> float:
@@ -159,6 +161,8 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "generator": self.generator.get_state(),
             "step": self.step,
+            "start_obs": torch.as_tensor(self.model.start_obs),
+            "start_agent": torch.as_tensor(self.model.start_agent),
         })  # fmt: skip
 
     def resume(self, path: str | Path | None = None) -> None:

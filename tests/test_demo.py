@@ -6,6 +6,7 @@ import numpy as np
 
 from gridmarl_wm import WorldModel
 from gridmarl_wm.cli import main
+from gridmarl_wm.planning import model_gap
 
 
 def test_quick_demo(tmp_path, capsys):
@@ -24,6 +25,12 @@ def test_quick_demo(tmp_path, capsys):
         for name in ("random shooting", "CEM", "MCTS"):
             assert len(row[name]["learned"]["seed_means"]) == 2
             assert np.isfinite(row[name]["exact"]["mean"])
+            # one definition of the model gap: the ratio of the mean returns (not a mean of ratios)
+            learned, exact = (np.array(row[name][k]["seed_means"]) for k in ("learned", "exact"))
+            expected = model_gap(learned, exact)
+            assert np.allclose([row[name]["gap"], row[name]["gap_ci95"]], expected, equal_nan=True)
+            if exact.mean() > 0:
+                assert np.isclose(row[name]["gap"], learned.mean() / exact.mean())
     text = (out / "report.md").read_text()
     assert "| greedy | CEM |" in text and text.strip() in printed
     for png in ("losses.png", "tv_histogram.png", "open_loop.png", "predictions.png"):

@@ -10,6 +10,7 @@ from wm_helpers import tiny_model
 import gridmarl
 from gridmarl.gym_env import GridMARLEnv
 from gridmarl_wm import ImaginedEnv
+from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.exact_model import ExactModel
 from gridmarl_wm.imagine import ImaginedParallelEnv, ImaginedSimulator, state_from_observation, swap_view
 
@@ -19,6 +20,10 @@ GAME = gridmarl.make_config()
 def tiny(game=GAME, **overrides):
     model = tiny_model(game, **overrides).eval()
     model.game = game
+    # what training stores with a model: the first observations of its data's episodes
+    model.start_obs, model.start_agent = collect(
+        game, CollectConfig(steps=1, num_envs=8)
+    ).start_observations()
     return model
 
 
@@ -204,6 +209,9 @@ class CoinFlipRewardModel:
     def __init__(self, game=GAME):
         self.game = game
         self.device = torch.device("cpu")
+        self.start_obs, self.start_agent = collect(
+            game, CollectConfig(steps=1, num_envs=4)
+        ).start_observations()
 
     def sample(self, obs, self_action, other_actions, generator=None, temperature=1.0):
         obs = torch.as_tensor(obs, dtype=torch.float32)
@@ -286,3 +294,27 @@ def test_single_env_other_players_reward_is_sampled_and_three_player_rewards_say
     assert info["rewards"][1] == reward and info["rewards"][[0, 2]].tolist() == [0.0, 0.0]
     quiet = ImaginedEnv(ExactModel(), opponent="greedy", policy_names_in_info=False)
     assert "opponent_policies" not in quiet.reset(seed=0)[1] and "opponent_policies" not in quiet.step(0)[4]
+
+
+def test_plain_reset_starts_from_the_models_stored_first_observations():
+    """A plain reset draws from the start observations stored with the model, not from the real game's
+    reset; the real reset is only an explicit option."""
+    game = gridmarl.make_config()
+    model = tiny(game)
+    core = gridmarl.GridCore(game)
+    state = gridmarl.State(np.array([[0, 15]]), np.array([[5, 10]]), np.array([0]))
+    only = core.observe(state, (0, 1))[0].astype(np.uint8)  # (2, 5, 4, 4): both players' views of one state
+    model.start_obs, model.start_agent = only, np.array([0, 1])
+    for ego in (0, 1):
+        env = ImaginedEnv(model, ego=ego)
+        for seed in range(5):
+            np.testing.assert_array_equal(env.reset(seed=seed)[0], only[ego])
+    real = ImaginedEnv(model, start="real")
+    starts = {real.reset(seed=seed)[0].tobytes() for seed in range(5)}
+    assert len(starts) == 5 and only[0].tobytes() not in starts
+    model.start_obs = None
+    with pytest.raises(ValueError, match="no start observations"):
+        ImaginedEnv(model).reset(seed=0)
+    assert ImaginedEnv(model).reset(seed=0, options={"obs": only[0]})[0].shape == (5, 4, 4)
+    with pytest.raises(ValueError, match="start must be"):
+        ImaginedEnv(model, start="game")

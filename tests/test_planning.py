@@ -128,7 +128,81 @@ def test_fit_observation_heads_learns_new_opponents_and_shares_the_rest():
     obs = data.obs[data.agent == 0][:256].astype(np.float32)
     assert fitted.opponent_probs(obs)[:, 0, 0].mean() > 0.9  # "stay" learned
     assert model.opponent_probs(obs)[:, 0, 0].mean() < 0.5  # the original is untouched
-    assert fitted.trunk is model.trunk and fitted.decoder is model.decoder
-    assert fitted.opponent_head is not model.opponent_head
+    shared = [
+        n
+        for n, _ in model.named_parameters()
+        if n.split(".")[0] not in ("obs_summary", "opponent_head", "value_head")
+    ]
+    mine, theirs = dict(fitted.named_parameters()), dict(model.named_parameters())
+    assert shared and all(mine[n] is theirs[n] for n in shared)  # the transition model is shared
+    assert all(mine[n] is not theirs[n] for n in mine if n.startswith("opponent_head"))
     with pytest.raises(ValueError, match="agent=5"):
         fit_observation_heads(model, data, agent=5)
+
+
+def test_fit_observation_heads_leaves_the_original_models_modes_alone():
+    model = tiny_model(GAME).train()
+    data = collect(GAME, CollectConfig(steps=5, num_envs=4, seed=0))
+    fitted = fit_observation_heads(model, data, steps=2, batch_size=8)
+    assert all(m.training for m in model.modules())  # the fit ends with fitted.eval()
+    assert not any(m.training for m in fitted.modules())
+    fitted.train()
+    model.eval()
+    assert not any(m.training for m in model.modules()) and all(m.training for m in fitted.modules())
+
+
+def test_exact_simulator_samples_from_a_model_that_takes_the_player_index():
+    model = tiny_model(GAME, agent_id=True).eval()
+    for ego in (0, 1):
+        env = GridMARLEnv(opponent="random", ego=ego)
+        env.reset(seed=0)
+        sim = ExactSimulator(GAME, opponent_model=model, seed=0, ego=ego)
+        states, reward, others = sim.step(sim.roots([env]), torch.zeros(1, dtype=torch.long))
+        assert others.shape == (1, 1) and reward.shape == (1,)
+
+
+def test_t_quantiles_match_tables_beyond_ten_degrees_of_freedom():
+    from gridmarl_wm.planning import ci95, t_quantile
+
+    table = {
+        1: 12.7062,
+        2: 4.3027,
+        4: 2.7764,
+        10: 2.2281,
+        11: 2.2010,
+        15: 2.1314,
+        29: 2.0452,
+        60: 2.0003,
+        120: 1.9799,
+    }
+    for dof, value in table.items():
+        assert abs(t_quantile(0.975, dof) - value) < 1e-4, dof
+    assert abs(t_quantile(0.95, 9) - 1.8331) < 1e-4 and abs(t_quantile(0.025, 3) + 3.1824) < 1e-4
+    assert abs(t_quantile(0.975, 10**7) - 1.95996) < 1e-4
+    values = np.arange(12.0)  # 11 degrees of freedom: t = 2.201, not the normal 1.96
+    assert abs(ci95(values) - 2.2010 * values.std(ddof=1) / np.sqrt(12)) < 1e-3
+    for bad in ({"p": 0.5, "dof": 0}, {"p": 1.0, "dof": 3}, {"p": 0.9, "dof": 2.5}):
+        with pytest.raises(ValueError, match=r"dof|p must"):
+            t_quantile(**bad)
+
+
+def test_model_gap_is_the_ratio_of_mean_returns_with_a_delta_method_interval():
+    from gridmarl_wm.planning import model_gap
+
+    exact = np.array([10.0, 20.0, 30.0, 40.0, 50.0])
+    gap, half = model_gap(0.5 * exact, exact)
+    assert gap == pytest.approx(0.5) and half == pytest.approx(0.0, abs=1e-12)  # a constant ratio: no spread
+    learned = np.array([1.0, 20.0, 30.0, 40.0, 50.0])
+    gap, half = model_gap(learned, exact)
+    assert gap == pytest.approx(141 / 150)  # the ratio of the means, not the mean of the ratios (0.82)
+    assert 0 < half < 1
+    rng = np.random.default_rng(0)
+    covered = 0
+    for _ in range(400):  # the interval covers the true ratio (0.8) about 95% of the time
+        e = rng.normal(15, 3, 8)
+        g, h = model_gap(0.8 * e + rng.normal(0, 1, 8), e)
+        covered += abs(g - 0.8) <= h
+    assert 360 <= covered <= 396
+    assert np.isnan(model_gap(learned, -exact)[0]) and np.isnan(model_gap(learned[:1], exact[:1])[1])
+    with pytest.raises(ValueError, match="same shape"):
+        model_gap(learned, exact[:3])

@@ -39,3 +39,11 @@ def test_exact_stand_in_samples_the_true_distribution():
     counts = np.bincount(own_coin, minlength=16)
     allowed = [c for c in range(16) if c not in (9, 6, 15)]
     assert counts[[9, 6, 15]].sum() == 0 and counts[allowed].min() > 130
+
+
+def test_open_loop_with_modelled_opponents_runs_a_model_that_takes_the_player_index():
+    from gridmarl_wm.evaluate import open_loop
+
+    game = gridmarl.make_config()
+    curves = open_loop(tiny_model(game, agent_id=True), game, episodes=4, horizon=2, modelled_opponents=True)
+    assert len(curves["position_match"]) == 2

@@ -107,6 +107,22 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
     assert (tmp_path / "checkpoint.pt").read_bytes() == good
 
 
+def test_the_datas_first_observations_are_stored_with_the_model(data, tmp_path):
+    """ImaginedEnv's plain reset starts from these: they must come from the data and survive a reload
+    (60 steps of 32 games: 64 episodes, two players each)."""
+    from gridmarl_wm import ImaginedEnv
+
+    trainer = make_trainer(data, tmp_path, steps=1)
+    trainer.run(progress=False)
+    starts, agents = data.start_observations()
+    assert len(starts) == 2 * 32 * 2 and (data.obs[data.t == 0] == starts).all()
+    loaded = WorldModel.load(tmp_path / "checkpoint.pt", GAME)
+    np.testing.assert_array_equal(loaded.start_obs, starts)
+    np.testing.assert_array_equal(loaded.start_agent, agents)
+    obs, _ = ImaginedEnv(loaded).reset(seed=0)
+    assert (starts[agents == 0] == obs).all((1, 2, 3)).any()
+
+
 def test_non_finite_gradients_stop_before_the_weights_are_saved(data, tmp_path):
     """A finite loss can still give NaN gradients; the step must not reach the weights (and a checkpoint)."""
     trainer = make_trainer(data, tmp_path, steps=20)
@@ -114,7 +130,7 @@ def test_non_finite_gradients_stop_before_the_weights_are_saved(data, tmp_path):
     good = (tmp_path / "checkpoint.pt").read_bytes()
     weight = next(trainer.model.parameters())
     weight.register_hook(lambda grad: torch.full_like(grad, float("nan")))
-    with pytest.raises(TrainingDiverged, match="gradients.*at step 4"):
+    with pytest.raises(TrainingDiverged, match=r"gradients.*at step 4"):
         trainer.run(progress=False)
     assert (tmp_path / "checkpoint.pt").read_bytes() == good
     assert torch.isfinite(weight).all()
