@@ -112,12 +112,27 @@ def test_bad_actions_everywhere(action, error, pattern):
 
 @pytest.mark.parametrize("action", [np.int64(3), np.int8(0), np.array(2), 4])
 def test_integer_kinds_accepted(action):
-    env = gym.make("GridMARL-v0")
-    env.reset(seed=0)
-    env.step(action)
-    par = gridmarl.parallel_env()
+    """A numpy integer (or 0-d array) acts exactly as the plain int of the same value."""
+    plain = int(action)
+    env, twin = gym.make("GridMARL-v0"), gym.make("GridMARL-v0")
+    before, _ = env.reset(seed=0)
+    twin.reset(seed=0)
+    got, want = env.step(action), twin.step(plain)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1] == want[1]
+    np.testing.assert_array_equal(got[4]["opponent_actions"], want[4]["opponent_actions"])
+    row, col = np.argwhere(before[0] == 1)[0]
+    dr, dc = [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)][plain]
+    r2, c2 = min(max(row + dr, 0), 3), min(max(col + dc, 0), 3)
+    assert got[0][0, r2, c2] == 1  # the ego made that move
+    par, par_twin = gridmarl.parallel_env(), gridmarl.parallel_env()
     par.reset(seed=0)
-    par.step({"player_0": action, "player_1": action})
+    par_twin.reset(seed=0)
+    got = par.step({"player_0": action, "player_1": action})
+    want = par_twin.step({"player_0": plain, "player_1": plain})
+    for agent in ("player_0", "player_1"):
+        np.testing.assert_array_equal(got[0][agent], want[0][agent])
+    assert got[1] == want[1]
 
 
 def test_missing_and_unknown_agents():
