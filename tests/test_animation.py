@@ -186,6 +186,7 @@ def test_mp4(tmp_path, core, states) -> None:
     # The test extra installs imageio and imageio-ffmpeg, so CI runs this test: no skip when they are absent.
     import imageio.v2 as imageio
     import imageio_ffmpeg  # noqa: F401
+
     frames = [render_rgb(core, s) for s in states]
     path = save_animation(frames, tmp_path / "walk.mp4", fps=4)
     assert [p.name for p in tmp_path.iterdir()] == ["walk.mp4"]
