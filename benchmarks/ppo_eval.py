@@ -6,10 +6,11 @@
 Training: for every opponent (random, greedy, switching) and every training seed, ``gridmarl-wm learn
 --opponent OPP --seed S`` with its defaults; and self-play (``--opponent self --moa``) per seed.
 Evaluation (DESIGN section 4, "Learning agents"): return per 50-step episode of player_0 in the real env,
-on the same games as the planners (game seeds 1000·s + e, 5 seeds × 4 episodes): each trained policy
-against the opponent it trained with, the scripted greedy ego, and CEM planning in the exact simulator
-with the true opponent (64 samples × 8 steps × 4 iterations, discount 0.8). The policy's interval is
-over training seeds (each evaluated on all the games); the others' over game seeds. Self-play: coins
+on the same games for every row (game seeds 1000·s + e, 5 seeds × ``--episodes`` episodes, as the
+planners' benchmarks use): each trained policy against the opponent it trained with, the scripted greedy
+ego, and CEM planning in the exact simulator with the true opponent (64 samples × 8 steps × 4 iterations,
+discount 0.8). Intervals are 95% t intervals over the 5 game seeds (for the policies, of each game seed's
+mean over the training seeds; each training seed's own mean is listed). Self-play: coins
 picked per episode, share of own-colour pick-ups, steals and total welfare, beside two scripted greedy
 players.
 """
@@ -80,22 +81,25 @@ def evaluate(root: Path, episodes: int, game_seeds: tuple[int, ...]) -> str:
 
     torch.set_num_threads(2)
     lines = [
-        "| opponent | trained PPO policy (seeds) | scripted greedy ego | CEM, exact simulator + true opponent | training |",
+        "| opponent | trained PPO policy (training seeds: each one's mean) | scripted greedy ego | "
+        "CEM, exact simulator + true opponent | training |",
         "|---|---:|---:|---:|---:|",
     ]
     for opp in OPPONENTS:
         runs = sorted(root.glob(f"{opp}_seed*/policy.pt"))
         if not runs:
             continue
-        per_seed = [policy_returns(load_policy(p), opp, game_seeds, episodes).mean for p in runs]
-        m, h = mean_ci(per_seed)
+        results = [policy_returns(load_policy(p), opp, game_seeds, episodes) for p in runs]
+        by_game_seed = np.mean([r.seed_means for r in results], axis=0)  # (game seeds,)
+        m, h = mean_ci(by_game_seed)
+        per_training_seed = ", ".join(f"{r.mean:.2f}" for r in results)
         greedy = play(ScriptedEgo("greedy", seed=0), None, opp, game_seeds, episodes)
         cem = play(CEM(seed=0), ExactSimulator(None, opp, seed=0), opp, game_seeds, episodes)
         secs = [
             json.loads(p.with_name("metrics.jsonl").read_text().splitlines()[-1])["elapsed"] for p in runs
         ]
         lines.append(
-            f"| {opp} | {m:.2f} ± {h:.2f} ({len(runs)}) | {greedy.mean:.2f} ± {greedy.ci95:.2f} | "
+            f"| {opp} | {m:.2f} ± {h:.2f} ({len(runs)}: {per_training_seed}) | {greedy.mean:.2f} ± {greedy.ci95:.2f} | "
             f"{cem.mean:.2f} ± {cem.ci95:.2f} | {np.median(secs):.0f} s (median) |"
         )
         print(lines[-1], flush=True)
@@ -126,14 +130,17 @@ def main() -> None:
     p.add_argument("--policies", default=None, help="evaluate the policies in this folder")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="training seeds")
     p.add_argument("--parallel", type=int, default=1)
+    p.add_argument("--only", nargs="+", default=None, help="train only these (random greedy switching self)")
+    p.add_argument("--pin", action="store_true", help="pin each training run to one core")
     p.add_argument("--learn-args", default="", help="extra arguments for gridmarl-wm learn")
-    p.add_argument("--episodes", type=int, default=4)
+    p.add_argument("--episodes", type=int, default=20, help="per game seed (5 game seeds)")
     p.add_argument("--note", default="")
     p.add_argument("--record", action="store_true")
     args = p.parse_args()
     if args.train:
-        cores = sorted(os.sched_getaffinity(0)) if args.parallel > 1 else [None]
-        jobs = [(o, s, args.train) for o in (*OPPONENTS, "self") for s in args.seeds]
+        cores = sorted(os.sched_getaffinity(0)) if args.pin else [None]
+        only = args.only or [*OPPONENTS, "self"]
+        jobs = [(o, s, args.train) for o in only for s in args.seeds]
         jobs = [(o, s, r, cores[i % len(cores)], args.learn_args.split()) for i, (o, s, r) in enumerate(jobs)]
         with ProcessPoolExecutor(max(1, args.parallel)) as pool:
             for line in pool.map(train_one, jobs):

@@ -126,6 +126,7 @@ def report(runs: list[dict], out_png: Path, steps: int, bins: int) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     edges = np.linspace(0, steps, bins + 1)
     groups: dict[str, list[dict]] = {}
@@ -176,10 +177,12 @@ def main() -> None:
     p.add_argument("--minibatches", type=int, nargs="+", default=[512, 800])
     p.add_argument("--no-variants", action="store_true", help="skip the candidate-cause variants")
     p.add_argument("--parallel", type=int, default=1, help="runs at once (one core each)")
+    p.add_argument("--pin", action="store_true", help="pin each run to one core (when runs <= cores)")
     p.add_argument("--bins", type=int, default=20)
     p.add_argument("--json", default=None, help="write every run's curve here")
     p.add_argument("--from-json", default=None, help="report runs measured before (by this script)")
     p.add_argument("--out", default="docs/ppo_serial_parallel.png")
+    p.add_argument("--note", default="", help="a line of context for the record")
     p.add_argument("--record", action="store_true")
     args = p.parse_args()
     if args.from_json:
@@ -200,7 +203,7 @@ def main() -> None:
         specs.sort(key=lambda s: -ROLLOUT // s["games"])  # the slow serial runs first
         cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [None]
         for i, s in enumerate(specs):
-            s["core"] = cores[i % len(cores)] if args.parallel > 1 else None
+            s["core"] = cores[i % len(cores)] if args.pin else None
         start = time.perf_counter()
         if args.parallel > 1:
             with ProcessPoolExecutor(args.parallel) as pool:
@@ -219,9 +222,10 @@ def main() -> None:
         "Measured:" if args.from_json else "", measured,
         f"Reported from that run's JSON by `python benchmarks/ppo_serial_parallel.py --from-json ...` at code "
         f"version {code_version()}." if args.from_json else "",
+        args.note,
         f"{steps:,} game steps per run; rollouts of 4,000 transitions; 4 epochs; lr 1e-3; gamma 0.99; lambda "
-        "0.95; self-play with MOA; episodes of 500 steps. Mean ± 95% t interval over seeds.", "", table, "",
-        f"![serial vs parallel PPO](../{args.out})",
+        "0.95; self-play with MOA; episodes of 500 steps. Mean ± 95% t interval over seeds; the curves are in "
+        f"`{args.out}`.", "", table,
     ]).strip()  # fmt: skip
     print(body)
     if args.record:

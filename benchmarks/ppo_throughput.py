@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recording import provenance, record
+from recording import code_version, provenance, record
 
 import gridmarl  # noqa: F401
 from gridmarl_wm.agents import PPOConfig, make_trainer
@@ -96,7 +96,20 @@ def main() -> None:
     p.add_argument("--note", default="", help="a line of context for the record (e.g. a busy machine)")
     p.add_argument("--json", default=None, help="also write the rows here")
     p.add_argument("--record", action="store_true", help="write the table into benchmarks/RESULTS.md")
+    p.add_argument("--from-log", default=None, help="record the table an earlier run of this script printed")
+    p.add_argument("--key", default="ppo_throughput", help="the RESULTS.md block to write")
     args = p.parse_args()
+    if args.from_log:
+        text = Path(args.from_log).read_text()
+        body = text[text.index("Command: `python benchmarks/ppo_throughput.py") :].strip()
+        body += (
+            f"\n\n(Recorded from the log of that run by `python benchmarks/ppo_throughput.py --from-log` at code"
+            f" version {code_version()}.)"
+        )
+        print(body)
+        if args.record:
+            record(args.key, body, title="PPO training throughput")
+        return
     torch.set_num_threads(args.threads)
     R, K = args.repeats, args.iterations
     rows = [
@@ -131,7 +144,7 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "note": note}, indent=2))
     if args.record:
-        record("ppo_throughput", body, title="PPO training throughput")
+        record(args.key, body, title="PPO training throughput")
 
 
 if __name__ == "__main__":
