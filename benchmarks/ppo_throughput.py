@@ -108,7 +108,7 @@ def main() -> None:
         )
         print(body)
         if args.record:
-            record(args.key, body, title="PPO training throughput")
+            record(args.key, body, title=f"PPO training throughput ({args.key})")
         return
     torch.set_num_threads(args.threads)
     R, K = args.repeats, args.iterations

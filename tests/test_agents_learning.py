@@ -221,3 +221,29 @@ def test_learn_command_and_viewer(tmp_path, capsys):
         == 0
     )
     assert gif.exists()
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_truncated_episodes_are_bootstrapped_from_their_last_observation(tmp_path, bootstrap):
+    ppo = PPOConfig(
+        total_steps=64, rollout_steps=4, minibatch_size=16, gamma=0.9, bootstrap_truncation=bootstrap
+    )
+    trainer = make_trainer(tmp_path, game={"max_steps": 3}, opponent="greedy", num_envs=4, ppo=ppo, hidden=8)
+    seen = []
+    step = trainer.env.step
+
+    def spy(actions):
+        res = step(actions)
+        seen.append(res)
+        return res
+
+    trainer.env.step = spy
+    batch = trainer.rollout()
+    assert batch["done"][:, 0].tolist() == [0.0, 0.0, 1.0, 0.0]
+    final = torch.from_numpy(seen[2].final_obs.reshape(4, -1))
+    with torch.no_grad():
+        v_final = trainer.net(final).value
+    raw = torch.from_numpy(seen[2].rewards.reshape(4))
+    expected = raw + 0.9 * v_final if bootstrap else raw
+    assert torch.allclose(batch["reward"][2], expected)
+    assert not np.array_equal(seen[2].final_obs, seen[2].obs)  # the next episode's start is not used
