@@ -135,6 +135,7 @@ def cmd_learn(args: argparse.Namespace) -> None:
         print(f"resumed at iteration {trainer.iteration} ({trainer.env_steps:,} env steps)")
     last = trainer.run(progress=not args.no_progress)
     if trainer.world > 1:
+        dist.barrier()
         dist.destroy_process_group()
     if trainer.rank != 0:
         return
