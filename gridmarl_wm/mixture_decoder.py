@@ -1,0 +1,287 @@
+"""A next-observation decoder in five passes (one per channel) with an exact log-probability, and the
+small MLP trunk that makes a fast imagined step.
+
+:class:`MixtureDecoder` writes the next observation channel by channel. Channel c's plane of counts
+``y_c`` (V = h * w cells, each 0 .. ``max_per_cell[c]``) is drawn given the transition features and the
+planes of the channels before it, from a mixture of K products of independent per-cell categoricals::
+
+    P(y_c | x, y_<c) = sum_k pi_k(x, y_<c) * prod_v Cat(y_c[v]; softmax(base(x, y_<c)[v] + offset_k[v]))
+
+``log_prob`` is exact (a logsumexp over the K components), a sample is one pass per channel (pick a
+component, then every cell at once), and neither grows with the number of objects or tokens. A step that
+moves objects deterministically is one sharp component; an object that appears at a random cell needs one
+component per cell it may take (so K defaults to cells + 1), and objects of different channels that appear
+in the same step are exact because a later channel is conditioned on the earlier ones. Nothing about the
+game is built in: the shape comes from the observation, the most objects per cell from the data
+(:func:`max_per_cell`), and everything else is learned.
+
+:class:`MLPTrunk` replaces the convolutional trunk: the flattened observation and the one-hot joint action
+through a two-layer MLP (the default grid has 16 cells, so this is about a tenth of the convolutions' cost).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+N_CHANNELS = 5
+N_ACTIONS = 5
+OFFSET_GAIN = 8.0
+
+
+def max_per_cell(observations: np.ndarray) -> tuple[int, ...]:
+    """(5,) the most objects any one cell holds in each channel of ``observations`` (M, 5, h, w), at least 1:
+    the counts a :class:`MixtureDecoder` built from this data can express (observation values, not rules)."""
+    obs = np.asarray(observations)
+    if obs.ndim != 4 or obs.shape[1] != N_CHANNELS:
+        raise ValueError(f"observations must have shape (M, 5, h, w), got {obs.shape}")
+    if len(obs) == 0:
+        return (1,) * N_CHANNELS
+    most = np.rint(obs.max(axis=(0, 2, 3))).astype(int)
+    return tuple(max(1, int(m)) for m in most)
+
+
+class MLPTrunk(nn.Module):
+    """(B, 5, h, w) observation x (B, n_agents) joint action -> (B, width) transition features.
+
+    Two layers over the flattened observation, ``hidden`` then ``width`` units with ReLUs. The one-hot
+    joint action (own action first) enters the first layer by concatenation (``concat``) or as a scale
+    and shift of its units (``film``: multiplicative, so a unit can respond to a cell under one action
+    only). Without a joint action (the autoencoder diagnostic) the action inputs are 0.
+    """
+
+    def __init__(
+        self, obs_shape: tuple[int, int, int], n_agents: int, hidden: int, width: int, fusion: str
+    ) -> None:
+        super().__init__()
+        self.fusion = fusion
+        n_obs, n_act = int(np.prod(obs_shape)), N_ACTIONS * n_agents
+        self.first = nn.Linear(n_obs + (n_act if fusion == "concat" else 0), hidden)
+        if fusion == "film":
+            self.film = nn.Linear(n_act, 2 * hidden)
+        self.second = nn.Linear(hidden, width)
+
+    def forward(self, obs: torch.Tensor, joint: torch.Tensor | None) -> torch.Tensor:
+        flat = obs.flatten(1)
+        if joint is None:
+            actions = flat.new_zeros(flat.shape[0], self.first.in_features - flat.shape[1])
+            x = self.first(flat if self.fusion == "film" else torch.cat([flat, actions], dim=1))
+        elif self.fusion == "concat":
+            x = self.first(torch.cat([flat, F.one_hot(joint, N_ACTIONS).flatten(1).to(flat.dtype)], dim=1))
+        else:
+            scale, shift = self.film(F.one_hot(joint, N_ACTIONS).flatten(1).to(flat.dtype)).chunk(2, dim=1)
+            x = self.first(flat) * (1 + scale) + shift
+        return F.relu(self.second(F.relu(x)))
+
+
+class LocalTrunk(nn.Module):
+    """(B, 5, h, w) observation x (B, n_agents) joint action -> (B, width) transition features.
+
+    A 3x3 convolution to ``channels`` per cell (the joint action fused as in :class:`SpatialTrunk`:
+    one-hot input planes for ``concat``, a per-channel scale and shift for ``film``), a 1x1 convolution,
+    then the flattened cells through one linear layer. The same local weights at every cell, as in the
+    convolutional trunk, but one 3x3 layer of few channels and no wide per-cell output: a fraction of its
+    cost.
+    """
+
+    def __init__(
+        self, obs_shape: tuple[int, int, int], n_agents: int, channels: int, width: int, fusion: str
+    ) -> None:
+        super().__init__()
+        self.fusion = fusion
+        n_act = N_ACTIONS * n_agents
+        self.n_extra = n_act if fusion == "concat" else 0
+        self.local = nn.Conv2d(obs_shape[0] + self.n_extra, channels, 3, padding=1)
+        if fusion == "film":
+            self.film = nn.Linear(n_act, 2 * channels)
+        self.mix = nn.Conv2d(channels, channels, 1)
+        self.out = nn.Linear(channels * obs_shape[1] * obs_shape[2], width)
+
+    def forward(self, obs: torch.Tensor, joint: torch.Tensor | None) -> torch.Tensor:
+        B, _, h, w = obs.shape
+        actions = None if joint is None else F.one_hot(joint, N_ACTIONS).flatten(1).to(obs.dtype)
+        if self.n_extra:
+            planes = obs.new_zeros(B, self.n_extra, h, w) if actions is None else actions[:, :, None, None]
+            obs = torch.cat([obs, planes.expand(B, self.n_extra, h, w)], dim=1)
+        x = self.local(obs)
+        if self.fusion == "film" and actions is not None:
+            scale, shift = self.film(actions)[:, :, None, None].chunk(2, dim=1)
+            x = x * (1 + scale) + shift
+        x = F.relu(self.mix(F.relu(x)))
+        return F.relu(self.out(x.flatten(1)))
+
+
+def build_trunk(cfg) -> nn.Module:
+    """The ``mlp`` or ``local`` trunk a ``WorldModelConfig`` asks for; its features are ``d_model`` wide."""
+    if cfg.trunk == "mlp":
+        return MLPTrunk(cfg.obs_shape, cfg.n_agents, cfg.trunk_hidden or 256, cfg.d_model, cfg.fusion)
+    return LocalTrunk(cfg.obs_shape, cfg.n_agents, cfg.trunk_hidden or 32, cfg.d_model, cfg.fusion)
+
+
+def _initial_offsets(components: int, cells: int, levels: int, lift: float = 16.0) -> torch.Tensor:
+    """(K, V, L) starting offsets: component k < V raises the logits of counts >= 1 at cell k by ``lift``,
+    the rest start at 0, plus a little noise. Components that start alike stay alike (their gradients
+    match), and the mixture then settles on one product of independent cells, which cannot place one
+    object at one of several cells; starting each component on its own cell breaks that symmetry. This is a
+    starting point only: every offset is learned, and nothing says when a component is used."""
+    offset = torch.randn(components, cells, levels) * 0.1
+    k = torch.arange(min(components, cells))
+    offset[k, k, 1:] += lift
+    return offset
+
+
+class MixtureDecoder(nn.Module):
+    """Next observations as five channel planes, each a mixture of products of per-cell categoricals.
+
+    Args:
+        in_features: size of the flattened transition features it reads.
+        obs_shape: (5, h, w).
+        max_per_cell: (5,) most objects one cell can hold per channel (counts above it get probability 0).
+        components: K, mixture components per channel.
+        hidden: width of each channel's hidden layer.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        obs_shape: tuple[int, int, int],
+        max_per_cell: tuple[int, ...],
+        components: int,
+        hidden: int,
+    ) -> None:
+        super().__init__()
+        self.shape = tuple(obs_shape)
+        self.n_cells = V = obs_shape[1] * obs_shape[2]
+        self.levels = tuple(m + 1 for m in max_per_cell)  # count classes 0 .. m per cell
+        self.components = K = components
+        self.hidden = hidden
+        # the features' part of every channel's hidden layer in one matrix product
+        # (and a direct linear part of its mixture logits: the width is hidden + K)
+        self.width = hidden + K
+        self.context = nn.Linear(in_features, N_CHANNELS * self.width)
+        # what channel c's plane adds to the channels after it (hidden layers and mixture logits), one product
+        self.previous = nn.ModuleList(
+            nn.Linear(V, (N_CHANNELS - 1 - c) * self.width, bias=False) for c in range(N_CHANNELS - 1)
+        )
+        self.mixture = nn.ModuleList(nn.Linear(hidden, K) for _ in range(N_CHANNELS))
+        self.base = nn.ModuleList(nn.Linear(hidden, V * L) for L in self.levels)
+        # each component's learned per-cell shift of the base logits (see _initial_offsets)
+        # (stored divided by OFFSET_GAIN: the offsets are large, and Adam moves every parameter at about the
+        # same rate, so this lets them move as fast as the logits they shift)
+        self.offset = nn.ParameterList(
+            nn.Parameter(_initial_offsets(K, V, L) / OFFSET_GAIN) for L in self.levels
+        )
+        self.register_buffer("top", torch.tensor([L - 1 for L in self.levels]), persistent=False)
+
+    def _context(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, 5, hidden + K) the features' part of every channel's hidden layer and mixture logits."""
+        return self.context(feats.flatten(1)).view(feats.shape[0], N_CHANNELS, self.width)
+
+    def _after(self, rest: torch.Tensor, c: int, plane: torch.Tensor) -> torch.Tensor:
+        """The inputs (B, 4 - c, hidden + K) of channels c + 1 .. 4, given those before channel c's plane
+        ``rest`` (B, 5 - c, hidden + K) and the plane (B, V)."""
+        return rest[:, 1:] + self.previous[c](plane).view(rest.shape[0], -1, self.width)
+
+    def counts(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 5, V) long counts of ``obs`` (B, 5, h, w) and (B,) whether the decoder can express it (whole
+        counts within every channel's range)."""
+        B = obs.shape[0]
+        flat = obs.reshape(B, N_CHANNELS, self.n_cells)
+        counts = flat.round()
+        ok = ((counts == flat) & (counts >= 0) & (counts <= self.top[:, None])).flatten(1).all(1)
+        return counts.long(), ok
+
+    def log_prob(self, feats: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(B,) exact log-probability of ``target`` (B, 5, h, w) given features ``feats`` (B, ...); -inf where
+        a count is out of range or not whole."""
+        counts, ok = self.counts(target)
+        rest = self._context(feats)
+        B, V, K = feats.shape[0], self.n_cells, self.components
+        total = rest.new_zeros(B)
+        for c, L in enumerate(self.levels):
+            g = F.relu(rest[:, 0, : self.hidden])
+            log_mix = (self.mixture[c](g) + rest[:, 0, self.hidden :]).log_softmax(-1)  # (B, K)
+            logits = self.base[c](g).view(B, 1, V, L) + self.offset[c] * OFFSET_GAIN  # (B, K, V, L)
+            y = counts[:, c].clamp(0, L - 1)[:, None, :, None].expand(B, K, V, 1)
+            per_cell = logits.log_softmax(-1).gather(3, y).squeeze(3)  # (B, K, V)
+            total = total + torch.logsumexp(log_mix + per_cell.sum(-1), dim=-1)
+            if c < N_CHANNELS - 1:
+                rest = self._after(rest, c, counts[:, c].to(rest.dtype))
+        return torch.where(ok, total, torch.full_like(total, -float("inf")))
+
+    @torch.no_grad()
+    def sample(
+        self, feats: torch.Tensor, generator: torch.Generator | None = None, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """(B, 5, h, w) float32 next observations drawn channel by channel. ``temperature`` scales every
+        logit; 0 takes the most likely component, then the most likely count of every cell."""
+        rest = self._context(feats)
+        B, V = feats.shape[0], self.n_cells
+        planes: list[torch.Tensor] = []
+        for c, L in enumerate(self.levels):
+            g = F.relu(rest[:, 0, : self.hidden])
+            mix = self.mixture[c](g) + rest[:, 0, self.hidden :]  # (B, K)
+            logits = self.base[c](g).view(B, V, L)
+            if temperature == 0:
+                count = (logits + self.offset[c][mix.argmax(-1)] * OFFSET_GAIN).argmax(-1)
+            else:
+                if temperature != 1:
+                    mix, logits = mix / temperature, logits / temperature
+                k = torch.multinomial(mix.softmax(-1), 1, generator=generator).squeeze(1)
+                offset = self.offset[c][k] * (OFFSET_GAIN / temperature)
+                u = torch.rand((B, V), generator=generator, device=g.device, dtype=g.dtype)
+                if L == 2:  # P(count 1) = sigmoid(l1 - l0): the same distribution with fewer operations
+                    diff = logits[..., 1] - logits[..., 0] + (offset[..., 1] - offset[..., 0])
+                    count = (u < diff.sigmoid()).to(g.dtype)
+                else:  # inverse CDF per cell
+                    cdf = (logits + offset).softmax(-1).cumsum(-1)
+                    count = (cdf < u[..., None]).sum(-1).clamp(max=L - 1).to(g.dtype)
+            plane = count.to(g.dtype)
+            planes.append(plane)
+            if c < N_CHANNELS - 1:
+                rest = self._after(rest, c, plane)
+        return torch.stack(planes, dim=1).view(B, *self.shape).float()
+
+
+DECODERS = ("pointer", "mixture")
+TRUNKS = ("conv", "mlp", "local")
+
+
+def check_config(cfg) -> None:
+    """Refuse, with a ``ValueError`` naming the field, a ``WorldModelConfig`` whose decoder/trunk settings
+    do not fit together."""
+    if cfg.decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {list(DECODERS)}, got {cfg.decoder!r}")
+    if cfg.trunk not in TRUNKS:
+        raise ValueError(f"trunk must be one of {list(TRUNKS)}, got {cfg.trunk!r}")
+    if cfg.trunk != "conv" and (cfg.decoder != "mixture" or cfg.variant != "direct"):
+        raise ValueError(
+            f"trunk={cfg.trunk!r} makes one feature vector, not per-cell features: it needs decoder='mixture' "
+            f"and variant='direct', got decoder={cfg.decoder!r}, variant={cfg.variant!r}"
+        )
+    counts = tuple(cfg.max_per_cell)
+    if len(counts) != N_CHANNELS or not all(isinstance(m, int) and m >= 1 for m in counts):
+        raise ValueError(
+            f"max_per_cell needs one int >= 1 per channel ({N_CHANNELS}), got {cfg.max_per_cell!r}"
+        )
+    if not (isinstance(cfg.mixture_components, int) and cfg.mixture_components >= 0):
+        raise ValueError(
+            f"mixture_components must be an int >= 0 (0: cells + 1), got {cfg.mixture_components!r}"
+        )
+    if not (isinstance(cfg.trunk_hidden, int) and cfg.trunk_hidden >= 0):
+        raise ValueError(
+            f"trunk_hidden must be an int >= 0 (0: the trunk's default), got {cfg.trunk_hidden!r}"
+        )
+    if not (isinstance(cfg.mixture_hidden, int) and cfg.mixture_hidden >= 1):
+        raise ValueError(f"mixture_hidden must be an int >= 1, got {cfg.mixture_hidden!r}")
+
+
+def build_mixture_decoder(cfg, in_features: int) -> MixtureDecoder:
+    """The :class:`MixtureDecoder` a ``WorldModelConfig`` asks for, reading ``in_features`` features."""
+    h, w = cfg.obs_shape[1:]
+    return MixtureDecoder(
+        in_features, tuple(cfg.obs_shape), tuple(cfg.max_per_cell),
+        cfg.mixture_components or h * w + 1, cfg.mixture_hidden,
+    )  # fmt: skip
