@@ -103,6 +103,12 @@ class GridMARLVectorEnv(VectorEnv):
         self._all_true = np.ones(self.num_envs, dtype=bool)
         self._all_true.flags.writeable = False
         self._names = np.array(self.games.opponents.names)
+        # Opponents that never switch keep their policies: their ids and names are made once, not per step.
+        fixed = self.games.opponents.fixed
+        self._fixed_ids = None
+        if None not in fixed:
+            self._fixed_ids = np.tile(np.array(fixed, dtype=np.int64), (self.num_envs, 1))
+            self._fixed_names = self._names[self._fixed_ids]
         self._started = False
 
     @property
@@ -143,10 +149,15 @@ class GridMARLVectorEnv(VectorEnv):
         return self.games.observe(), info
 
     def _policy_info(self, mask: np.ndarray) -> dict[str, np.ndarray]:
-        current = self.games.opponents.current
-        info = {"opponent_policy_ids": current.copy(), "_opponent_policy_ids": mask}
-        if self.policy_names_in_info:
-            info["opponent_policies"] = self._names[current]
+        if self._fixed_ids is not None:
+            ids = self._fixed_ids.copy()
+            names = self._fixed_names.copy() if self.policy_names_in_info else None
+        else:
+            ids = self.games.opponents.current.copy()
+            names = self._names[ids] if self.policy_names_in_info else None
+        info = {"opponent_policy_ids": ids, "_opponent_policy_ids": mask}
+        if names is not None:
+            info["opponent_policies"] = names
             info["_opponent_policies"] = mask
         info["t"] = self.games.state.t.copy()
         info["_t"] = mask
