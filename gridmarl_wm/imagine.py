@@ -200,9 +200,9 @@ class ImaginedEnv(gym.Env):
 
     ``info`` has the real env's keys: ``step``'s holds ``opponent_actions``, ``rewards`` (every player's,
     player order: the model's samples for both players of a two-player full-view game; elsewhere the
-    model sees only the ego's reward and the others' are 0, as :attr:`rewards_seen` says), ``opponent_policies`` (left out with
-    ``policy_names_in_info=False``), ``opponent_policy_ids`` (ids of :attr:`opponent_policy_names`) and
-    ``t``; ``reset``'s the last three.
+    model sees only the ego's reward and the others' are 0, as :attr:`rewards_seen` says),
+    ``opponent_policies`` (left out with ``policy_names_in_info=False``), ``opponent_policy_ids`` (ids of
+    :attr:`opponent_policy_names`) and ``t``; ``reset``'s the last three.
     """
 
     metadata = {"render_modes": list(RENDER_MODES), "render_fps": RENDER_FPS}
