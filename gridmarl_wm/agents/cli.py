@@ -87,7 +87,7 @@ def add_learn_parser(sub: Any, add_game_args: Any) -> None:
         kind = float if isinstance(value, float) or value is None else int
         flag = "--steps" if name == "total_steps" else "--" + name.replace("_", "-")
         p.add_argument(flag, dest=name, type=kind, default=value, help=f"default {value}")
-    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--hidden", type=int, default=256, help="width of the policy/value trunk")
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--history", type=int, default=1, help="observations stacked as the input")
     p.add_argument("--player-id", action="store_true", help="the player's index as an input")

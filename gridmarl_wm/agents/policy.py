@@ -38,7 +38,8 @@ class PolicyConfig:
         obs_shape: one observation (5, h, w).
         state_shape: the global state (2 * n_agents + 1, H, W).
         n_agents: players in the game (the MOA and goal heads predict n_agents - 1 others).
-        hidden, layers: width and depth of the policy/value trunk.
+        hidden, layers: width and depth of the policy/value trunk (256 wide: against the greedy opponent a
+            64-wide trunk levels off about 2 points per episode lower in the same time).
         history: observations stacked as input (1: the current one only).
         player_id: the player's index as an input.
         moa, moa_agent_id, moa_hidden: the others' action model, with the agent's index, its width.
@@ -49,7 +50,7 @@ class PolicyConfig:
     obs_shape: tuple[int, int, int]
     state_shape: tuple[int, int, int]
     n_agents: int
-    hidden: int = 64
+    hidden: int = 256
     layers: int = 2
     history: int = 1
     player_id: bool = False
