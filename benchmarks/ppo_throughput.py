@@ -104,7 +104,7 @@ def main() -> None:
         body = text[text.index("Command: `python benchmarks/ppo_throughput.py") :].strip()
         body += (
             f"\n\n(Recorded from the log of that run by `python benchmarks/ppo_throughput.py --from-log` at code"
-            f" version {code_version()}.)"
+            f" version {code_version()}.) {args.note}".rstrip()
         )
         print(body)
         if args.record:
@@ -113,7 +113,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     R, K = args.repeats, args.iterations
     rows = [
-        ours("ours, `learn` defaults: player_0 vs random (1,024 games, 32 steps, 2 epochs of minibatch 8,192)", R, K,
+        ours("ours, `learn` defaults: player_0 vs random (1,024 games × 32 steps, 2 epochs of minibatch 8,192, "
+             "a 256-wide 2-layer MLP)", R, K,
              opponent="random"),
         ours("ours, `learn --opponent greedy` defaults", R, K, opponent="greedy"),
         ours("ours, self-play (both players learn, shared parameters)", R, K, opponent="self"),
