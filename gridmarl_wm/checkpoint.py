@@ -15,8 +15,10 @@ import torch
 from gridmarl import GridConfig, make_config
 from gridmarl_wm.io import atomic_write
 from gridmarl_wm.model import WorldModel, WorldModelConfig
+from gridmarl_wm.tokens import LearnedStructure
 
-CHECKPOINT_FORMAT = "gridmarl-wm-checkpoint/1"
+# 2: the decoder's constraints are learned from data (the config holds a LearnedStructure)
+CHECKPOINT_FORMAT = "gridmarl-wm-checkpoint/2"
 
 
 def game_to_dict(game: GridConfig) -> dict[str, Any]:
@@ -38,8 +40,8 @@ def model_config_from_dict(d: dict[str, Any]) -> WorldModelConfig:
     for key in ("obs_shape", "max_count", "reward_values"):
         if key in d:
             d[key] = tuple(d[key])
-    if "exclusive" in d:
-        d["exclusive"] = tuple(tuple(pair) for pair in d["exclusive"])
+    if d.get("structure") is not None:
+        d["structure"] = LearnedStructure.from_dict(d["structure"])
     return WorldModelConfig(**d)
 
 

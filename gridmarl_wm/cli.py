@@ -99,9 +99,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         weights=weights,
     )
     torch.manual_seed(args.seed)
-    model = WorldModel(
-        model_config_for(game, data, variant=args.variant, fusion=args.fusion, agent_id=args.agent_id)
-    )
+    architecture = {"variant": args.variant, "fusion": args.fusion, "agent_id": args.agent_id}
+    constraints = not args.no_constraints
+    model = WorldModel(model_config_for(game, data, constraints=constraints, **architecture))
     trainer = Trainer(model, data, game, cfg, args.out, extra_config={"data": str(args.data)})
     if args.resume:
         trainer.resume()
@@ -125,6 +125,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     env_threads()
     model = WorldModel.load(args.model, map_location=args.device)
+    if args.no_constraints:
+        model.set_constraints(False)
     start = time.perf_counter()
     report: dict[str, Any] = {"model": str(args.model)}
     report |= evaluation_report(
@@ -188,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument(
+        "--no-constraints",
+        action="store_true",
+        help="train without the constraints learned from the data (they are still stored)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -198,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--policy", default="random", help="the others' policy in held-out and open-loop data")
     p.add_argument("--no-open-loop", action="store_true")
+    p.add_argument(
+        "--no-constraints",
+        action="store_true",
+        help="decode without the model's learned constraints (the exhaustive check is reported both ways)",
+    )
     p.add_argument(
         "--plots", default=None, help="write tv_histogram.png, open_loop.png, predictions.png here"
     )

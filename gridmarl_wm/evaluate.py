@@ -3,11 +3,14 @@
 From player_0's view on a full-view game: for every (or a random sample of the) reachable state(s) and
 every joint action, the true next-observation distribution comes from
 :func:`gridmarl.transition_outcomes`; the model's probability of each true outcome from
-``WorldModel.log_prob``. Then TV = 1 - sum over the true outcomes of min(p_true, p_model).
+``WorldModel.log_prob``. Then TV = 1 - sum over the true outcomes of min(p_true, p_model)
+(:func:`distribution_tv`, which also measures a model against any other known distribution, such as a
+variant game's). A model with learned constraints is measured both ways: with them and without.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +28,37 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(n, start + size))
 
 
+def distribution_tv(
+    model: WorldModel,
+    obs: np.ndarray,
+    self_action: np.ndarray,
+    other_actions: np.ndarray,
+    outcomes: np.ndarray,
+    probs: np.ndarray,
+    source: np.ndarray,
+) -> np.ndarray:
+    """(B,) total variation between the model's next-observation distribution and a known one, per
+    transition: 1 - sum over the known outcomes of min(p_true, p_model).
+
+    Args:
+        obs: (B, 5, h, w) observations; ``self_action`` (B,), ``other_actions`` (B, n_agents - 1).
+        outcomes: (M, 5, h, w) every possible next observation, each once; outcome m belongs to transition
+            ``source[m]`` (M,) and has true probability ``probs[m]`` (M,); each transition's sum to 1.
+    """
+    p_model = model.log_prob(obs, self_action, other_actions, outcomes, source=source).exp().cpu().numpy()
+    overlap = np.bincount(source, weights=np.minimum(probs, p_model), minlength=len(obs))
+    return (1.0 - overlap).clip(0.0, 1.0)
+
+
+def _constraints(model: WorldModel, on: bool | None) -> contextlib.AbstractContextManager:
+    """Decode with the learned constraints on or off inside the block (None: as the model is)."""
+    if on is None:
+        return contextlib.nullcontext()
+    if not getattr(model, "can_constrain", False):
+        raise ValueError(f"constraints={on!r}: this model has no learned constraints to switch")
+    return model.constraints(on)
+
+
 def exhaustive_metrics(
     model: WorldModel,
     game: GridConfig | dict | None = None,
@@ -32,17 +66,21 @@ def exhaustive_metrics(
     seed: int = 0,
     batch_size: int = 16384,
     observer: int = 0,
+    constraints: bool | None = None,
 ) -> dict[str, float]:
     """TV, deterministic accuracy and reward accuracy over reachable states x all joint actions.
 
     Args:
         sample_states: use this many reachable states drawn at random (None: all of them).
         observer: whose view is modelled (its view must be the full state: a full-view game).
+        constraints: measure with the model's learned constraints on (True) or off (False); None: as the
+            model is set.
 
     Returns:
         ``tv_mean``, ``tv_p99``, ``tv_max``; ``det_acc`` (the model's most likely next observation, decoded
         token by token, is a possible true outcome); ``reward_acc`` and ``reward_mae`` of the most likely
-        reward; ``n_states``, ``n_transitions``; ``tv`` (the per-transition array, not JSON-able).
+        reward; ``n_states``, ``n_transitions``; ``constraints`` (whether the learned constraints were on);
+        ``tv`` (the per-transition array, not JSON-able).
     """
     game = make_config(game)
     if game.view_size is not None:
@@ -58,7 +96,8 @@ def exhaustive_metrics(
     tvs, det, rew_ok, rew_err = [], [], [], []
     per_chunk = max(1, batch_size // (J * 4))
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), _constraints(model, constraints):
+        used_constraints = bool(getattr(model, "constraints_on", False))
         for sl in _chunks(states.batch_size, per_chunk):
             sub = states.take(sl)
             n = sub.batch_size
@@ -68,8 +107,7 @@ def exhaustive_metrics(
             obs = core.observe(rep, (observer,))[:, 0]
             nxt = core.observe(out.states, (observer,))[:, 0]
             a_self, a_others = joint[:, observer], joint[:, others]
-            p_model = model.log_prob(obs, a_self, a_others, nxt, source=src).exp().cpu().numpy()
-            tvs.append(1.0 - np.bincount(src, weights=np.minimum(out.probs, p_model), minlength=len(obs)))
+            tvs.append(distribution_tv(model, obs, a_self, a_others, nxt, out.probs, src))
             greedy, reward = model.sample(obs, a_self, a_others, temperature=0)
             match = (torch.as_tensor(nxt) == greedy.cpu()[src]).flatten(1).all(1).numpy()
             det.append(np.bincount(src, weights=match, minlength=len(obs)) > 0)
@@ -88,6 +126,7 @@ def exhaustive_metrics(
         "reward_mae": float(np.concatenate(rew_err).mean()),
         "n_states": int(states.batch_size),
         "n_transitions": len(tv),
+        "constraints": used_constraints,
         "tv": tv,
     }
 
@@ -189,19 +228,32 @@ def evaluation_report(
     open_loop_episodes: int = 256,
     with_open_loop: bool = True,
 ) -> dict[str, Any]:
-    """Every section-4 measure of a model that needs no planning, as one report: the exhaustive check (a
-    full-view game), the opponent head on held-out play (the others following ``policy``) and the open-loop
-    curves; with ``plots`` a folder, also ``tv_histogram.png``, ``open_loop.png`` and ``predictions.png``."""
+    """Every section-4 measure of a model that needs no planning, as one report: the learned constraints
+    (``learned_structure``, ``constraints``: whether they are on), the exhaustive check (a full-view game;
+    ``exhaustive`` as the model is set, and ``exhaustive_both_ways`` with and without its constraints),
+    the opponent head on held-out play (the others following ``policy``) and the open-loop curves; with
+    ``plots`` a folder, also ``tv_histogram.png``, ``open_loop.png`` and ``predictions.png``."""
     from gridmarl_wm.data import CollectConfig, collect
     from gridmarl_wm.plots import plot_open_loop, plot_predictions, plot_tv_histogram
 
     report: dict[str, Any] = {}
     if plots is not None:
         plots.mkdir(parents=True, exist_ok=True)
+    structure = getattr(getattr(model, "cfg", None), "structure", None)
+    on = bool(getattr(model, "constraints_on", False))
+    report["constraints"] = on
+    report["learned_structure"] = None if structure is None else structure.describe()
     if game.view_size is None:
         exhaustive = exhaustive_metrics(model, game, sample_states=sample_states, seed=seed)
         tv = exhaustive.pop("tv")
         report["exhaustive"] = exhaustive
+        if getattr(model, "can_constrain", False):  # the same model measured the other way too
+            other = exhaustive_metrics(
+                model, game, sample_states=sample_states, seed=seed, constraints=not on
+            )
+            other.pop("tv")
+            with_, without = (exhaustive, other) if on else (other, exhaustive)
+            report["exhaustive_both_ways"] = {"with_constraints": with_, "without_constraints": without}
         if plots is not None:
             plot_tv_histogram(tv, plots / "tv_histogram.png")
     held_out = collect(game, CollectConfig(steps=100, num_envs=64, policy=policy, seed=seed + 1))

@@ -28,12 +28,15 @@ class Batch:
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the loss terms (0 switches a head off)."""
+    """Weights of the loss terms (0 switches a head off). ``unconstrained`` weighs the next observation's
+    NLL without the learned constraints, added while they are on so that the model stays right when they
+    are switched off."""
 
     reward: float = 1.0
     value: float = 0.1
     opponent: float = 0.1
     aux: float = 1.0
+    unconstrained: float = 1.0
 
 
 def world_model_losses(
@@ -42,7 +45,8 @@ def world_model_losses(
     """Named loss terms and their weighted sum ``total``.
 
     ``obs_nll``: mean negative log-likelihood (nats) of the next observation (of the observation itself in
-    the autoencoder diagnostic); ``reward``: cross-entropy over reward values; ``value``: squared error to
+    the autoencoder diagnostic), as the model decodes it; ``obs_nll_unconstrained``: the same without its
+    learned constraints (only while they are on); ``reward``: cross-entropy over reward values; ``value``: squared error to
     r + gamma * V(o') (V(o') not differentiated); ``opponent``: cross-entropy of the others' actions;
     ``aux``: latent consistency and VQ terms. ``forward`` runs the forward pass instead of ``model`` (a
     DistributedDataParallel wrapper of it).
@@ -50,7 +54,10 @@ def world_model_losses(
     cfg = model.cfg
     pred = (forward or model)(batch.obs, batch.joint, batch.next_obs, batch.agent)
     target = batch.obs if cfg.variant == "autoencoder" else batch.next_obs
-    terms = {"obs_nll": -model.decode_log_prob(pred, batch.obs, target).mean()}
+    logp, logp_free = model.decode_log_probs(pred, batch.obs, target)
+    terms = {"obs_nll": -logp.mean()}
+    if logp_free is not None:
+        terms["obs_nll_unconstrained"] = -logp_free.mean()
     terms["reward"] = F.cross_entropy(pred.reward_logits, batch.reward_class)
     with torch.no_grad():
         v_next = model.value_head(model.obs_summary(batch.next_obs)).squeeze(1)
@@ -63,5 +70,6 @@ def world_model_losses(
         + weights.value * terms["value"]
         + weights.opponent * terms["opponent"]
         + weights.aux * terms["aux"]
+        + weights.unconstrained * terms.get("obs_nll_unconstrained", 0.0)
     )
     return terms

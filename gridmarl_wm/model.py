@@ -20,19 +20,23 @@ Variants (``WorldModelConfig.variant``): ``direct`` decodes from the action-fuse
 ``latent`` encodes z_t, predicts z_{t+1} = dynamics(z_t, a) and decodes from it (with a consistency loss
 toward encode(o_{t+1})); ``vq`` does the same with quantised latents; ``autoencoder`` decodes o_t from
 encode(o_t), a diagnostic. Nothing game-specific is built in: the token format only needs the
-observation's shape and the most objects per channel.
+observation's shape and how many objects a channel can hold (set from data), and the only constraints the
+decoder may apply are those the training data showed (:class:`LearnedStructure`, stored in the config,
+switchable off: :meth:`WorldModel.constraints`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gridmarl_wm.tokens import N_CHANNELS, TokenLayout
+from gridmarl_wm.tokens import N_CHANNELS, LearnedStructure, TokenLayout
 
 N_ACTIONS = 5
 VARIANTS = ("direct", "latent", "vq", "autoencoder")
@@ -46,8 +50,8 @@ class WorldModelConfig:
     Attributes:
         obs_shape: (5, h, w) of the observations.
         n_agents: players in the game (the model takes n_agents - 1 others' actions).
-        max_count: most objects per observation channel (see :class:`TokenLayout`).
-        full_view: apply the full-view observation invariants when decoding.
+        max_count: how many objects each channel can hold in the token sequence (see :class:`TokenLayout`;
+            set from data with a margin, so it is not itself a constraint).
         variant: ``direct``, ``latent``, ``vq`` or ``autoencoder``.
         fusion: how the joint action enters: ``concat`` or ``film``.
         features: channels of the per-cell features.
@@ -55,15 +59,17 @@ class WorldModelConfig:
         d_model: width of the decoder's recurrent state and the heads.
         vq_codes, vq_groups: codebook size and codes per latent (``vq``).
         reward_values: the reward classes, sorted (set from data).
-        exclusive: channel pairs that never share a cell (set from data, see ``tokens.exclusive_channels``).
+        structure: what the training data showed about observations (see :class:`LearnedStructure` and
+            ``train.model_config_for``); None: nothing learned, so nothing to enforce.
+        constraints: apply ``structure`` when decoding (training and use); a loaded model can be switched
+            either way with :meth:`WorldModel.constraints`.
         agent_id: give the opponent head the observer's player index.
         gamma: discount of the value head's target.
     """
 
     obs_shape: tuple[int, int, int] = (5, 4, 4)
     n_agents: int = 2
-    max_count: tuple[int, ...] = (1, 1, 1, 1, 0)
-    full_view: bool = True
+    max_count: tuple[int, ...] = (2, 2, 2, 2, 1)
     variant: str = "direct"
     fusion: str = "concat"
     features: int = 64
@@ -72,7 +78,8 @@ class WorldModelConfig:
     vq_codes: int = 256
     vq_groups: int = 16
     reward_values: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0)
-    exclusive: tuple[tuple[int, int], ...] = ()
+    structure: LearnedStructure | None = None
+    constraints: bool = True
     agent_id: bool = False
     gamma: float = 0.9
 
@@ -85,12 +92,19 @@ class WorldModelConfig:
             raise ValueError(f"latent={self.latent} must be divisible by vq_groups={self.vq_groups}")
         if len(self.max_count) != N_CHANNELS:
             raise ValueError(f"max_count needs one entry per channel ({N_CHANNELS}), got {self.max_count!r}")
+        if self.structure is not None:
+            if not isinstance(self.structure, LearnedStructure):
+                raise TypeError(f"structure must be a LearnedStructure or None, got {type(self.structure)}")
+            short = [c for c in range(N_CHANNELS) if self.max_count[c] < self.structure.max_count[c]]
+            if short:
+                raise ValueError(
+                    f"max_count={self.max_count!r} cannot hold the objects the data showed "
+                    f"({self.structure.max_count!r}) in channels {short}"
+                )
 
     @property
     def layout(self) -> TokenLayout:
-        return TokenLayout(
-            self.obs_shape[1] * self.obs_shape[2], tuple(self.max_count), tuple(self.exclusive)
-        )
+        return TokenLayout(self.obs_shape[1] * self.obs_shape[2], tuple(self.max_count))
 
 
 def _one_hot_actions(joint: torch.Tensor) -> torch.Tensor:
@@ -202,15 +216,16 @@ class PointerDecoder(nn.Module):
 
     A GRU runs over the sequence; at each position its state makes a query that is scored against every
     cell's features (a pointer over cells) and an EOS score. Its input is the previous token of the same
-    channel, as an embedding plus the features of the cell it names. Impossible tokens
+    channel, as an embedding plus the features of the cell it names. Tokens the format does not allow
     (:meth:`TokenLayout.allowed`) are masked out of every softmax, so probability is spread over
-    well-formed observations only.
+    well-formed sequences only; so are tokens that break ``structure`` (the learned constraints; None: off,
+    set by :meth:`WorldModel.constraints`).
     """
 
     def __init__(self, cfg: WorldModelConfig) -> None:
         super().__init__()
         self.layout = cfg.layout
-        self.full_view = cfg.full_view
+        self.structure = cfg.structure if cfg.constraints else None
         self.shape = cfg.obs_shape[1:]
         d, f = cfg.d_model, cfg.features
         h, w = self.shape
@@ -252,10 +267,25 @@ class PointerDecoder(nn.Module):
     ) -> torch.Tensor:
         """(B,) exact log-probability of the token sequences ``tokens`` (B, L)."""
         prev = self.layout.previous(tokens)
-        inv = self.layout.invariants(current) if self.full_view and current is not None else None
-        allowed = self.layout.allowed(prev, invariants=inv, tokens=tokens)
+        allowed = self.layout.allowed(prev, tokens=tokens, current=current, structure=self.structure)
         logp = self._masked(self.logits(feats, prev)[0], allowed)
         return logp.gather(2, tokens[..., None]).squeeze(2).sum(1)
+
+    def log_probs(
+        self, feats: torch.Tensor, tokens: torch.Tensor, current: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B,) :meth:`log_prob` as set, and (B,) the same without the learned constraints (None when they
+        are off): one pass of the network, two normalisations. Training on both keeps the model right when
+        its constraints are switched off."""
+        prev = self.layout.previous(tokens)
+        logits = self.logits(feats, prev)[0]
+        free = self._masked(logits, self.layout.allowed(prev, tokens=tokens, current=current))
+        lp_free = free.gather(2, tokens[..., None]).squeeze(2).sum(1)
+        if self.structure is None:
+            return lp_free, None
+        allowed = self.layout.allowed(prev, tokens=tokens, current=current, structure=self.structure)
+        lp = self._masked(logits, allowed).gather(2, tokens[..., None]).squeeze(2).sum(1)
+        return lp, lp_free
 
     @torch.no_grad()
     def sample(
@@ -272,12 +302,12 @@ class PointerDecoder(nn.Module):
         tokens = torch.full((B, L), layout.eos, dtype=torch.long, device=device)
         logp_total = torch.zeros(B, device=device)
         slot = layout.slot_of()
-        inv = layout.invariants(current) if self.full_view and current is not None else None
+        prepared = None if self.structure is None else layout.prepare(self.structure, current, device)
         h = None
         for p in range(L):
             prev = tokens[:, p - 1] if slot[p] > 0 else torch.full((B,), layout.bos, device=device)
             logits, h = self.logits(feats, prev[:, None], h, start=p)
-            allowed = layout.allowed(prev, position=p, invariants=inv, tokens=tokens)
+            allowed = layout.allowed(prev, p, tokens, current, self.structure, prepared)
             logp = self._masked(logits[:, 0], allowed)
             if temperature == 0:
                 choice = logp.argmax(-1)
@@ -355,6 +385,42 @@ class WorldModel(nn.Module):
         from gridmarl_wm.checkpoint import load_world_model
 
         return load_world_model(path, game, map_location)
+
+    # ------------------------------------------------------------------ learned constraints
+    @property
+    def can_constrain(self) -> bool:
+        """Whether this model has learned structure and a decoder that applies it (one that reads its
+        ``structure`` attribute, None meaning off)."""
+        return self.cfg.structure is not None and hasattr(self.decoder, "structure")
+
+    @property
+    def constraints_on(self) -> bool:
+        """Whether decoding applies the learned structure now."""
+        return getattr(self.decoder, "structure", None) is not None
+
+    def set_constraints(self, on: bool) -> WorldModel:
+        """Apply the learned structure (``cfg.structure``) when decoding, or not. Returns the model."""
+        if not isinstance(on, bool):
+            raise TypeError(f"on must be a bool, got {on!r}")
+        if on and not self.can_constrain:
+            raise ValueError(
+                "this model has no learned structure to apply (cfg.structure is None, or its decoder "
+                "applies none)"
+            )
+        if hasattr(self.decoder, "structure"):
+            self.decoder.structure = self.cfg.structure if on else None
+        return self
+
+    @contextlib.contextmanager
+    def constraints(self, on: bool) -> Iterator[WorldModel]:
+        """``with model.constraints(False): ...`` decodes without (or with) the learned structure inside
+        the block, then restores the previous setting."""
+        before = self.constraints_on
+        self.set_constraints(on)
+        try:
+            yield self
+        finally:
+            self.set_constraints(before)
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -437,6 +503,15 @@ class WorldModel(nn.Module):
         """(B,) log-probability of ``target`` observations under the decoder, given a forward pass."""
         tokens = self.cfg.layout.encode(target)
         return self.decoder.log_prob(pred.feats, tokens, obs)
+
+    def decode_log_probs(
+        self, pred: Prediction, obs: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B,) :meth:`decode_log_prob`, and (B,) the same without the learned constraints where the decoder
+        gives it and they are on (else None)."""
+        if not hasattr(self.decoder, "log_probs"):
+            return self.decode_log_prob(pred, obs, target), None
+        return self.decoder.log_probs(pred.feats, self.cfg.layout.encode(target), obs)
 
     # ------------------------------------------------------------------ public calls
     @torch.no_grad()

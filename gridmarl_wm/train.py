@@ -25,7 +25,7 @@ from gridmarl_wm.data import Transitions
 from gridmarl_wm.io import atomic_write, atomic_write_text
 from gridmarl_wm.losses import Batch, LossWeights, world_model_losses
 from gridmarl_wm.model import WorldModel, WorldModelConfig
-from gridmarl_wm.tokens import TokenLayout, exclusive_channels
+from gridmarl_wm.tokens import learn_structure
 
 
 class TrainingDiverged(RuntimeError):
@@ -66,16 +66,31 @@ class TrainConfig:
     device: str = "cpu"
 
 
-def model_config_for(game: GridConfig, data: Transitions, **overrides: Any) -> WorldModelConfig:
-    """A model config that fits ``game``'s observations, with the reward classes seen in ``data`` and the
-    channel pairs that never share a cell in it."""
-    layout = TokenLayout.for_game(game)
+def model_config_for(
+    game: GridConfig,
+    data: Transitions,
+    constraints: bool = True,
+    count_margin: int = 1,
+    **overrides: Any,
+) -> WorldModelConfig:
+    """A model config for ``data``: the observation's shape (and the number of players, the shape of the
+    joint action) from ``game``; everything else the decoder knows from the data: the reward classes seen,
+    the :class:`LearnedStructure` the transitions show (applied when ``constraints``) and how many objects
+    a channel can hold in the token sequence: the most seen plus ``count_margin``, so that with the
+    constraints off the model can still give more objects than the data showed some probability."""
+    if not isinstance(count_margin, int) or count_margin < 0:
+        raise ValueError(f"count_margin must be an int >= 0, got {count_margin!r}")
+    structure = learn_structure(data.obs, data.next_obs)
     rewards = tuple(float(r) for r in np.unique(data.reward))
-    settings = {"exclusive": exclusive_channels(data.next_obs), **overrides}
+    settings = {
+        "max_count": tuple(m + count_margin for m in structure.max_count),
+        "structure": structure,
+        "constraints": constraints,
+        **overrides,
+    }
     return WorldModelConfig(
-        obs_shape=game.obs_shape, n_agents=game.n_agents, max_count=layout.max_count,
-        full_view=game.view_size is None, reward_values=rewards, **settings,
-    )  # fmt: skip
+        obs_shape=game.obs_shape, n_agents=game.n_agents, reward_values=rewards, **settings
+    )
 
 
 def _distributed() -> tuple[int, int]:

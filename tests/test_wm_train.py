@@ -12,6 +12,7 @@ import gridmarl
 from gridmarl_wm import checkpoint as ckpt
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.model import WorldModel
+from gridmarl_wm.tokens import learn_structure
 from gridmarl_wm.train import TrainConfig, Trainer, TrainingDiverged, model_config_for
 
 GAME = gridmarl.make_config()
@@ -161,3 +162,37 @@ def test_vq_reports_code_usage_and_restarts_dead_codes(data, tmp_path):
     cfg = TrainConfig(steps=8, batch_size=32, log_every=8, vq_restart_every=4, warmup=1)
     last = Trainer(model, data, GAME, cfg, tmp_path).run(progress=False)
     assert 0 < last["vq_codes_used"] <= 1 and last["vq_restarted"] == round(16 * (1 - last["vq_codes_used"]))
+
+
+def test_model_config_takes_only_shapes_from_the_game(data, tmp_path):
+    """Everything the decoder may enforce comes from the data: the same game with other data (coins that
+    vanish) gives another structure, and the layout holds one object more per channel than the data showed."""
+    cfg = model_config_for(GAME, data)
+    s = cfg.structure
+    assert s == learn_structure(data.obs, data.next_obs) and s.transitions == len(data)
+    assert s.max_count == (1, 1, 1, 1, 0) and cfg.max_count == (2, 2, 2, 2, 1)
+    assert all(s.counts_kept) and s.static == (False, False, False, False, True)
+    fewer = data.take(np.arange(len(data)))
+    fewer.next_obs = fewer.next_obs.copy()
+    fewer.next_obs[:10, 2] = 0  # the own coin gone in ten transitions
+    assert model_config_for(GAME, fewer).structure.counts_kept == (True, True, False, True, True)
+    assert model_config_for(GAME, data, count_margin=0).max_count == (1, 1, 1, 1, 0)
+    with pytest.raises(ValueError, match="count_margin must be an int >= 0"):
+        model_config_for(GAME, data, count_margin=-1)
+
+
+def test_checkpoint_keeps_the_learned_structure_and_the_switch(data, tmp_path):
+    for constraints in (True, False):
+        torch.manual_seed(0)
+        model = WorldModel(model_config_for(GAME, data, constraints=constraints, **SMALL))
+        trainer = Trainer(
+            model, data, GAME, TrainConfig(steps=2, batch_size=16, warmup=1), tmp_path / str(constraints)
+        )
+        last = trainer.run(progress=False)
+        assert (
+            "obs_nll_unconstrained" in last
+        ) is constraints  # trained both ways while the constraints are on
+        loaded = WorldModel.load(tmp_path / str(constraints) / "checkpoint.pt", GAME)
+        assert loaded.cfg == model.cfg and loaded.constraints_on is constraints
+        obs, a, o, nxt = data.obs[:8].astype(np.float32), data.action[:8], data.others[:8], data.next_obs[:8]
+        assert torch.allclose(loaded.log_prob(obs, a, o, nxt), model.log_prob(obs, a, o, nxt))

@@ -1,11 +1,13 @@
 """Small helpers shared by the world-model tests."""
 
+import functools
+
 import numpy as np
 import torch
 
 import gridmarl
 from gridmarl_wm.model import WorldModel, WorldModelConfig
-from gridmarl_wm.tokens import TokenLayout
+from gridmarl_wm.tokens import LearnedStructure, learn_structure
 
 GAMES = {
     "default": {},
@@ -16,13 +18,31 @@ GAMES = {
 
 
 def tiny_model(game, **overrides) -> WorldModel:
+    """A small untrained model of ``game`` whose token layout and constraints come from random play on it
+    (:func:`random_play_structure`), as training would learn them."""
     torch.manual_seed(0)
+    structure = random_play_structure(game)
+    settings = {"max_count": tuple(m + 1 for m in structure.max_count), "structure": structure, **overrides}
     cfg = WorldModelConfig(
-        obs_shape=game.obs_shape, n_agents=game.n_agents, max_count=TokenLayout.for_game(game).max_count,
-        full_view=game.view_size is None, features=16, latent=32, d_model=32, vq_codes=16, vq_groups=4,
-        reward_values=(-2.0, -1.0, 0.0, 1.0), **overrides,
+        obs_shape=game.obs_shape, n_agents=game.n_agents, features=16, latent=32, d_model=32, vq_codes=16,
+        vq_groups=4, reward_values=(-2.0, -1.0, 0.0, 1.0), **settings,
     )  # fmt: skip
     return WorldModel(cfg)
+
+
+@functools.lru_cache(maxsize=16)
+def random_play_structure(game, games=256, steps=8, seed=0) -> LearnedStructure:
+    """The :class:`LearnedStructure` that random play on ``game`` shows (every player's view)."""
+    core, state = random_states(game, games, seed, steps=0)
+    rng = np.random.default_rng(seed + 1)
+    obs, nxt = [], []
+    for _ in range(steps):
+        obs.append(core.observe(state))
+        core.step(state, rng.integers(0, 5, (games, game.n_agents)), rng.random((games, game.n_coins)))
+        nxt.append(core.observe(state))
+    return learn_structure(
+        np.concatenate(obs).reshape(-1, *game.obs_shape), np.concatenate(nxt).reshape(-1, *game.obs_shape)
+    )
 
 
 def random_states(game, n, seed=0, steps=6):
