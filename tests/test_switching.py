@@ -11,13 +11,17 @@ from gridmarl.opponents import Opponents
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.planning import RandomShooting, play
 from gridmarl_wm.switching import (
+    Episodes,
     OpponentNet,
     TypeFilter,
     TypeFilterSimulator,
     episodes,
     fit,
+    fit_types_em,
     goal_labels,
+    hindsight_goals,
     predict_episodes,
+    type_posteriors,
 )
 
 GAME = gridmarl.make_config()
@@ -59,6 +63,10 @@ def test_detector_mostly_quiet_without_a_switch():
 def test_filter_arguments():
     with pytest.raises(ValueError, match="hazard"):
         TypeFilter(2, hazard=1.0)
+    with pytest.raises(TypeError, match="hazard"):  # no default that could match the real opponent's rate
+        TypeFilter(2)
+    with pytest.raises(ValueError, match="threshold"):
+        TypeFilter(2, hazard=0.1, threshold=0)
 
 
 def obs_of(agents, coins):
@@ -72,6 +80,86 @@ def test_goal_labels_follow_the_policy():
     assert goal_labels(obs, np.array(["greedy"])).tolist() == [1]  # its own coin, far away
     assert goal_labels(obs, np.array(["selfish"])).tolist() == [14]  # the nearest coin of any colour
     assert goal_labels(obs, np.array(["random"])).tolist() == [16]  # none
+
+
+def test_goal_labels_measure_paths_around_walls():
+    """The labelled goal is the coin the greedy policy heads for, which goes by shortest paths around the
+    walls: a coin two cells away behind a wall is farther than one three cells away in the open."""
+    game = gridmarl.make_config(layout=".....\n.###.\n.....", coins_per_agent=2)
+    core = gridmarl.GridCore(game)
+    # player_0 at (2,4), the opponent at (0,2); player_0's coins at (0,0), (2,0); the opponent's at (2,2)
+    # (2 away as the crow flies, 6 by path) and (1,4) (3 either way)
+    state = gridmarl.State(np.array([[14, 2]]), np.array([[0, 10, 12, 9]]), np.array([0]))
+    obs = core.observe(state, (0,))[:, 0]
+    assert goal_labels(obs, np.array(["greedy"]), game).tolist() == [9]
+    assert goal_labels(obs, np.array(["selfish"]), game).tolist() == [0]  # (0,0): 2 by path
+    # the greedy policy itself agrees: its best moves are the ones towards (1,4)
+    opp = Opponents(core, 0, "greedy")
+    opp.reset(1, None, np.zeros((1, 0)))
+    probs = opp.action_probs(state)[0, 0]
+    assert probs[4] > 0 and probs[3] == 0  # right, not left
+
+
+def test_hindsight_goals_are_the_next_pick_up_seen_in_the_observations():
+    game = gridmarl.make_config()
+    spec = ("random", "switching")
+    names = Opponents(gridmarl.GridCore(game), None, list(spec)).names
+    data = collect(game, CollectConfig(steps=100, num_envs=8, policy=spec, seed=3))
+    ep = episodes(data, names)
+    # the opponent (player_1) picked a coin in a step exactly when its own reward is odd (+1 per pick-up,
+    # -2 per coin of its own taken)
+    mine = data.agent == 1
+    order = np.lexsort((data.t[mine], data.episode[mine]))
+    reward = data.reward[mine][order].reshape(ep.picked.shape)
+    np.testing.assert_array_equal(ep.picked < 16, np.abs(reward) % 2 == 1)
+    goals = hindsight_goals(ep, horizon=5)
+    e, t = np.argwhere(ep.picked < 16)[0]
+    assert goals[e, t] == ep.picked[e, t]
+    later = np.flatnonzero(ep.picked[e] < 16)
+    for s in range(T := ep.picked.shape[1]):
+        nxt = later[later >= s]
+        want = ep.picked[e, nxt[0]] if len(nxt) and nxt[0] - s < 5 else 16
+        assert goals[e, s] == want, (s, T)
+    with pytest.raises(ValueError, match="horizon"):
+        hindsight_goals(ep, horizon=0)
+
+
+def two_type_episodes(E=48, T=50, seed=0):
+    """Synthetic play: the opponent follows type A (mostly stays) or B (mostly goes up) and changes type
+    at t = 10, 20, 30, 40; observations carry no hint of the type."""
+    rng = np.random.default_rng(seed)
+    types = np.zeros((E, T), dtype=np.int64)
+    types[:, 0] = rng.integers(2, size=E)
+    for t in range(1, T):
+        types[:, t] = 1 - types[:, t - 1] if t % 10 == 0 else types[:, t - 1]
+    table = np.stack([A, B])
+    other = (rng.random((E, T, 1)) > np.cumsum(table[types], -1)).sum(-1)
+    obs = np.zeros((E, T, 5, 4, 4), dtype=np.float32)
+    obs[:, :, 0, 0, 0] = obs[:, :, 1, 3, 3] = 1
+    zeros = np.zeros((E, T), dtype=np.int64)
+    ep = Episodes(obs, zeros, other, types, table[types], zeros + 16, zeros + 16)
+    return ep, types
+
+
+def test_em_learns_the_types_and_the_hazard_without_labels():
+    ep, types = two_type_episodes()
+    torch.manual_seed(0)
+    net = OpponentNet(GAME.obs_shape, "types", n_types=2, d=16)
+    history = fit_types_em(net, ep, rounds=5, steps_per_round=30, hazard=0.02, batch=16, lr=5e-3)
+    assert history[-1]["loglik_per_step"] > history[0]["loglik_per_step"]
+    # a change happens at 4 of 49 steps; with a type redrawn uniformly (K = 2) that is a hazard of 0.163
+    assert 0.12 < net.hazard < 0.21, net.hazard
+    probs = net(torch.as_tensor(ep.obs[:1, :1]))[0][0, 0].softmax(-1).detach().numpy()  # (K, 5)
+    found = sorted(int(k.argmax()) for k in probs)
+    assert found == [0, 1]  # one head stays, the other goes up (in either order)
+    post, _, _ = type_posteriors(
+        np.stack([probs[:, a] for a in ep.other.reshape(-1)]).reshape(*ep.other.shape, 2), net.hazard
+    )
+    head_of_a = int(probs[:, 0].argmax())
+    agree = ((post.argmax(-1) == head_of_a) == (types == 0)).mean()
+    assert agree > 0.9, agree
+    with pytest.raises(ValueError, match="types"):
+        fit_types_em(OpponentNet(GAME.obs_shape, "memoryless"), ep)
 
 
 def switching_episodes(seed=0, steps=100, envs=16, spec=("random", "switching")):
@@ -118,7 +206,9 @@ def test_type_filter_simulator_plans_and_tracks_the_real_games():
     model = tiny_model(GAME).eval()
     model.game = GAME
     net = OpponentNet(GAME.obs_shape, "types", n_types=3, d=16)
-    sim = TypeFilterSimulator(model, net, seed=0)
+    with pytest.raises(ValueError, match="hazard"):  # an unfitted types model has learned no hazard
+        TypeFilterSimulator(model, net, seed=0)
+    sim = TypeFilterSimulator(model, net, hazard=0.1, seed=0)
     result = play(RandomShooting(8, 2), sim, "switching", seeds=[0], episodes=2, game=GAME)
     assert result.returns.shape == (1, 2)
     assert sim.filter.posterior.shape == (2, 3) and np.allclose(sim.filter.posterior.sum(1), 1)
