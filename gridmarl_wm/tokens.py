@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -408,17 +408,6 @@ def learn_structure(obs: np.ndarray, next_obs: np.ndarray, chunk: int = 1 << 16)
     )
 
 
-def exclusive_channels(observations: np.ndarray) -> tuple[tuple[int, int], ...]:
-    """Channel pairs (a, b), a < b, that share no cell in any of ``observations`` (M, 5, h, w)."""
-    present = np.asarray(observations).reshape(len(observations), N_CHANNELS, -1) > 0
-    pairs = []
-    for a in range(N_CHANNELS):
-        for b in range(a + 1, N_CHANNELS):
-            if not (present[:, a] & present[:, b]).any():
-                pairs.append((a, b))
-    return tuple(pairs)
-
-
 @dataclass(frozen=True)
 class _DeviceTables:
     chan: torch.Tensor  # (L,) channel of every position
@@ -490,8 +479,3 @@ def _structure_tables(
         static_channels=tuple(structure.static),
         lookahead_channels=lookahead,
     )
-
-
-def structure_as_dict(structure: LearnedStructure | None) -> dict[str, Any] | None:
-    """Plain containers for a checkpoint or JSON (None stays None)."""
-    return None if structure is None else asdict(structure)

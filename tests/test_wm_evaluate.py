@@ -263,3 +263,28 @@ def test_open_loop_with_modelled_opponents_runs_a_model_that_takes_the_player_in
     game = gridmarl.make_config()
     curves = open_loop(tiny_model(game, agent_id=True), game, episodes=4, horizon=2, modelled_opponents=True)
     assert len(curves["position_match"]) == 2
+
+
+def test_the_report_lists_the_learned_structure_and_measures_both_ways():
+    from gridmarl_wm.cli import build_parser
+    from gridmarl_wm.evaluate import evaluation_report
+
+    game = gridmarl.make_config()
+    model = tiny_model(game).eval()
+    report = evaluation_report(model, game, sample_states=10, with_open_loop=False)
+    listed = report["learned_structure"]
+    assert report["constraints"] is True and listed["counts_kept"] == [
+        "self",
+        "other players",
+        "own coins",
+        "others' coins",
+        "walls",
+    ]
+    assert listed["static"] == ["walls"] and listed["cells_never_held"]["walls"] == list(range(16))
+    both = report["exhaustive_both_ways"]
+    assert (
+        both["with_constraints"] is report["exhaustive"] and both["with_constraints"]["constraints"] is True
+    )
+    assert both["without_constraints"]["constraints"] is False and model.constraints_on
+    for command in (["eval", "--model", "m.pt"], ["train", "--data", "d.npz", "--out", "o"]):
+        assert build_parser().parse_args([*command, "--no-constraints"]).no_constraints
