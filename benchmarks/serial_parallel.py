@@ -1,10 +1,11 @@
 """Serial vs parallel data collection and batch size: do the training curves coincide?
 
-    python benchmarks/serial_parallel.py --out docs/serial_parallel.png
+    python benchmarks/serial_parallel.py --out docs/serial_parallel.png --record
 
 The same number of transitions of random play is collected once with 128 games at a time (parallel) and
 once with one game (serial); a world model trains on each at two batch sizes, same seed and steps. The
-script prints the data's per-episode return and the final losses, and plots the loss curves (log scale).
+script prints the data's per-episode return and the final losses as tables, plots the loss curves (log
+scale) and, with --record, writes the tables into benchmarks/RESULTS.md (block ``serial_parallel``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from recording import provenance, record
 
 import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
+from gridmarl_wm.io import atomic_write
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
 
@@ -38,6 +41,7 @@ def main() -> None:
     p.add_argument("--transitions", type=int, default=51_200, help="game steps collected each way")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="docs/serial_parallel.png")
+    p.add_argument("--record", action="store_true", help="write the tables into benchmarks/RESULTS.md")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print("command:", " ".join([sys.executable.split("/")[-1], *sys.argv]))
@@ -49,9 +53,15 @@ def main() -> None:
         ),
         "serial (1 game)": collect(game, CollectConfig(steps=args.transitions, num_envs=1, seed=0)),
     }
+    lines = [
+        "| data | transitions | episodes | player_0's return per episode (mean ± sd) |",
+        "|---|---:|---:|---:|",
+    ]
     for name, d in data.items():
         r = episode_returns(d)
         print(f"{name}: {len(d):,} transitions, player_0's return per episode {r.mean():.3f} ± {r.std():.3f}")
+        lines.append(f"| {name} | {len(d):,} | {len(r):,} | {r.mean():.3f} ± {r.std():.3f} |")
+    lines += ["", "| data, batch | final obs NLL | final reward loss |", "|---|---:|---:|"]
     curves = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, d in data.items():
@@ -68,6 +78,7 @@ def main() -> None:
                 print(
                     f"{name}, batch {bs}: final obs NLL {last['obs_nll']:.4f}, reward loss {last['reward']:.5f}"
                 )
+                lines.append(f"| {name}, batch {bs} | {last['obs_nll']:.4f} | {last['reward']:.5f} |")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,8 +97,13 @@ def main() -> None:
     fig.suptitle("Serial and parallel collection train alike (solid: parallel, dashed: serial)", fontsize=10)
     fig.tight_layout()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out)
+    atomic_write(args.out, lambda f: fig.savefig(f, format="png"))
     print(f"wrote {args.out}")
+    table = "\n".join(lines)
+    print(table)
+    if args.record:
+        note = f"{args.steps} training steps per run, seed 0; the loss curves are in `{args.out}`."
+        record("serial_parallel", provenance(note) + "\n\n" + table, title="Serial vs parallel collection")
 
 
 if __name__ == "__main__":
