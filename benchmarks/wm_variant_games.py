@@ -84,10 +84,10 @@ def main(argv: list[str] | None = None) -> None:
             figures[label] = tv
         changed = [
             f"counts change: {', '.join(n for n, k in zip(CHANNEL_NAMES, learned.counts_kept, strict=True) if not k)}",
-            f"moves: {', '.join(n for n, k in zip(CHANNEL_NAMES, learned.static, strict=True) if not k)}",
+            f"changes: {', '.join(n for n, k in zip(CHANNEL_NAMES, learned.static, strict=True) if not k)}",
         ]
         rows.append(
-            f"| {name} (q = {args.q}) | {len(table.obs):,} x 25 | {figures['with'].mean():.4f} "
+            f"| {name} (q = {args.q}) | {len(figures['with']):,} of {table.n_transitions:,} | {figures['with'].mean():.4f} "
             f"(p99 {np.quantile(figures['with'], 0.99):.3f}) | {figures['without'].mean():.4f} | "
             f"{figures['real'].mean():.4f} | {'; '.join(changed)} | {seconds:.0f} s |"
         )
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
                 + " x every joint action. A shared machine: times are indicative only."
             ),
             "",
-            "| variant | transitions measured | TV, learned constraints on | TV, off | TV of a model of the real "
+            "| variant | transitions measured (of all) | TV, learned constraints on | TV, off | TV of a model of the real "
             "game | what the learned structure lets change (channels) | training |",
             "| --- | --- | --- | --- | --- | --- | --- |",
             *rows,
