@@ -100,6 +100,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
     torch.manual_seed(args.seed)
     architecture = {"variant": args.variant, "fusion": args.fusion, "agent_id": args.agent_id}
+    architecture |= {"decoder": args.decoder, "trunk": args.trunk}
     constraints = not args.no_constraints
     model = WorldModel(model_config_for(game, data, constraints=constraints, **architecture))
     trainer = Trainer(model, data, game, cfg, args.out, extra_config={"data": str(args.data)})
@@ -178,6 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--variant", default="direct", choices=["direct", "latent", "vq", "autoencoder"])
     p.add_argument("--fusion", default="concat", choices=["concat", "film"])
+    p.add_argument(
+        "--decoder", default="pointer", choices=["pointer", "mixture"],
+        help="pointer: token by token; mixture: channel by channel (fast, see gridmarl_wm.mixture_decoder)",
+    )  # fmt: skip
+    p.add_argument(
+        "--trunk",
+        default="conv",
+        choices=["conv", "mlp", "local"],
+        help="mlp and local need --decoder mixture",
+    )
     p.add_argument("--agent-id", action="store_true", help="give the opponent head the player index")
     defaults = __import__("gridmarl_wm.train", fromlist=["TrainConfig"]).TrainConfig()
     p.add_argument("--steps", type=int, default=defaults.steps)

@@ -196,20 +196,26 @@ class MixtureDecoder(nn.Module):
     def log_prob(self, feats: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(B,) exact log-probability of ``target`` (B, 5, h, w) given features ``feats`` (B, ...); -inf where
         a count is out of range or not whole."""
+        return self.channel_log_probs(feats, target).sum(1)
+
+    def channel_log_probs(self, feats: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(B, 5) log P(channel c's plane | features, the planes before it) of ``target`` (B, 5, h, w); they
+        sum to :meth:`log_prob` (all -inf where a count is out of range or not whole)."""
         counts, ok = self.counts(target)
         rest = self._context(feats)
         B, V, K = feats.shape[0], self.n_cells, self.components
-        total = rest.new_zeros(B)
+        terms = []
         for c, L in enumerate(self.levels):
             g = F.relu(rest[:, 0, : self.hidden])
             log_mix = (self.mixture[c](g) + rest[:, 0, self.hidden :]).log_softmax(-1)  # (B, K)
             logits = self.base[c](g).view(B, 1, V, L) + self.offset[c] * OFFSET_GAIN  # (B, K, V, L)
             y = counts[:, c].clamp(0, L - 1)[:, None, :, None].expand(B, K, V, 1)
             per_cell = logits.log_softmax(-1).gather(3, y).squeeze(3)  # (B, K, V)
-            total = total + torch.logsumexp(log_mix + per_cell.sum(-1), dim=-1)
+            terms.append(torch.logsumexp(log_mix + per_cell.sum(-1), dim=-1))
             if c < N_CHANNELS - 1:
                 rest = self._after(rest, c, counts[:, c].to(rest.dtype))
-        return torch.where(ok, total, torch.full_like(total, -float("inf")))
+        total = torch.stack(terms, dim=1)
+        return torch.where(ok[:, None], total, torch.full_like(total, -float("inf")))
 
     @torch.no_grad()
     def sample(
@@ -229,9 +235,13 @@ class MixtureDecoder(nn.Module):
             else:
                 if temperature != 1:
                     mix, logits = mix / temperature, logits / temperature
-                k = torch.multinomial(mix.softmax(-1), 1, generator=generator).squeeze(1)
+                # one uniform draw per component pick and per cell, then inverse CDFs (cheaper than
+                # torch.multinomial, which draws exponentials)
+                u = torch.rand((B, V + 1), generator=generator, device=g.device, dtype=g.dtype)
+                cdf = mix.softmax(-1).cumsum(-1)
+                k = (cdf < u[:, V:] * cdf[:, -1:]).sum(-1).clamp(max=self.components - 1)
                 offset = self.offset[c][k] * (OFFSET_GAIN / temperature)
-                u = torch.rand((B, V), generator=generator, device=g.device, dtype=g.dtype)
+                u = u[:, :V]
                 if L == 2:  # P(count 1) = sigmoid(l1 - l0): the same distribution with fewer operations
                     diff = logits[..., 1] - logits[..., 0] + (offset[..., 1] - offset[..., 0])
                     count = (u < diff.sigmoid()).to(g.dtype)

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gridmarl_wm.mixture_decoder import build_mixture_decoder, build_trunk, check_config
 from gridmarl_wm.tokens import N_CHANNELS, LearnedStructure, TokenLayout
 
 N_ACTIONS = 5
@@ -65,6 +66,17 @@ class WorldModelConfig:
             either way with :meth:`WorldModel.constraints`.
         agent_id: give the opponent head the observer's player index.
         gamma: discount of the value head's target.
+        decoder: ``pointer`` (token by token) or ``mixture`` (channel by channel, see
+            :mod:`gridmarl_wm.mixture_decoder`).
+        trunk: ``conv`` (:class:`SpatialTrunk`, per-cell features), ``mlp`` or ``local`` (``MLPTrunk``,
+            ``LocalTrunk`` of :mod:`gridmarl_wm.mixture_decoder`: a ``d_model`` vector; ``direct`` variant
+            with the ``mixture`` decoder only).
+        max_per_cell: most objects one cell holds per channel, that the ``mixture`` decoder can express
+            (set from data, see ``mixture_decoder.max_per_cell``).
+        mixture_components: components per channel of the ``mixture`` decoder (0: cells + 1).
+        mixture_hidden: width of its per-channel hidden layers.
+        trunk_hidden: units of the ``mlp`` trunk's first layer, channels of the ``local`` trunk's cells
+            (0: 256 and 32).
     """
 
     obs_shape: tuple[int, int, int] = (5, 4, 4)
@@ -82,8 +94,15 @@ class WorldModelConfig:
     constraints: bool = True
     agent_id: bool = False
     gamma: float = 0.9
+    decoder: str = "pointer"
+    trunk: str = "conv"
+    max_per_cell: tuple[int, ...] = (1, 1, 1, 1, 1)
+    mixture_components: int = 0
+    mixture_hidden: int = 64
+    trunk_hidden: int = 0
 
     def __post_init__(self) -> None:
+        check_config(self)
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {list(VARIANTS)}, got {self.variant!r}")
         if self.fusion not in FUSIONS:
@@ -326,8 +345,8 @@ class Prediction:
 
     feats: torch.Tensor  # (B, f, h, w) what the decoder reads
     reward_logits: torch.Tensor  # (B, K) over cfg.reward_values
-    value: torch.Tensor  # (B,) V(o_t)
-    opponent_logits: torch.Tensor  # (B, n_agents - 1, 5) the others' actions at o_t
+    value: torch.Tensor | None  # (B,) V(o_t); None when forward skipped the observation heads
+    opponent_logits: torch.Tensor | None  # (B, n_agents - 1, 5) the others' actions at o_t
     aux_loss: torch.Tensor  # () latent consistency and VQ terms (0 for direct)
     codes: torch.Tensor | None = None  # (B, groups) chosen codes (vq)
 
@@ -344,7 +363,9 @@ class WorldModel(nn.Module):
         self.cfg = cfg
         _, h, w = cfg.obs_shape
         f, d = cfg.features, cfg.d_model
-        if cfg.variant == "direct":
+        if cfg.variant == "direct" and cfg.trunk != "conv":
+            self.trunk = build_trunk(cfg)
+        elif cfg.variant == "direct":
             self.trunk = SpatialTrunk(N_CHANNELS, f, cfg.n_agents, cfg.fusion)
         else:
             self.encoder = Encoder(cfg.obs_shape, cfg.latent)
@@ -361,8 +382,13 @@ class WorldModel(nn.Module):
             self.quantiser = (
                 Quantiser(cfg.latent, cfg.vq_codes, cfg.vq_groups) if cfg.variant == "vq" else None
             )
-        self.decoder = PointerDecoder(cfg)
-        self.summary = nn.Sequential(nn.Flatten(), nn.Linear(f * h * w, d), nn.ReLU())
+        mlp = cfg.trunk != "conv"  # features are one d-vector, and the heads read flat observations
+        n_feats = d if mlp else f * h * w
+        if cfg.decoder == "mixture":
+            self.decoder = build_mixture_decoder(cfg, n_feats)
+        else:
+            self.decoder = PointerDecoder(cfg)
+        self.summary = nn.Sequential(nn.Flatten(), nn.Linear(n_feats, d), nn.ReLU())
         self.obs_summary = nn.Sequential(
             nn.Conv2d(N_CHANNELS, 32, 3, padding=1),
             nn.ReLU(),
@@ -370,6 +396,9 @@ class WorldModel(nn.Module):
             nn.Linear(32 * h * w, d),
             nn.ReLU(),
         )
+        if mlp:
+            self.summary = nn.Identity()
+            self.obs_summary = nn.Sequential(nn.Flatten(), nn.Linear(N_CHANNELS * h * w, d), nn.ReLU())
         self.reward_head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, len(cfg.reward_values)))
         self.value_head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 1))
         opp_in = d + (cfg.n_agents if cfg.agent_id else 0)
@@ -448,8 +477,10 @@ class WorldModel(nn.Module):
         joint: torch.Tensor,
         next_obs: torch.Tensor | None = None,
         agent: torch.Tensor | None = None,
+        heads: bool = True,
     ) -> Prediction:
-        """Features for the decoder and every head. ``joint`` (B, n_agents): own action first."""
+        """Features for the decoder and every head. ``joint`` (B, n_agents): own action first. Without
+        ``heads`` the heads that read ``obs`` only are skipped (``value``, ``opponent_logits`` None)."""
         cfg = self.cfg
         aux = obs.new_zeros(())
         codes = None
@@ -470,7 +501,7 @@ class WorldModel(nn.Module):
                     target, aux_next, _ = self._encode(next_obs)
                     aux = aux + aux_next + F.mse_loss(z_next, target.detach())
             feats = self.unflatten(z_next)
-        value, opponent_logits = self.observation_heads(obs, agent)
+        value, opponent_logits = self.observation_heads(obs, agent) if heads else (None, None)
         return Prediction(
             feats=feats,
             reward_logits=self.reward_head(self.summary(feats)),
@@ -481,10 +512,10 @@ class WorldModel(nn.Module):
         )
 
     def observation_heads(
-        self, obs: torch.Tensor, agent: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The heads that read the current observation only: V(o) (B,) and the others' action logits
-        (B, n_agents - 1, 5). Cheaper than :meth:`forward`: no transition features."""
+        self, obs: torch.Tensor, agent: torch.Tensor | None = None, value: bool = True
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The heads that read the current observation only: V(o) (B,) (None without ``value``) and the
+        others' action logits (B, n_agents - 1, 5). Cheaper than :meth:`forward`: no transition features."""
         cfg = self.cfg
         o = self.obs_summary(obs)
         if cfg.agent_id:
@@ -497,10 +528,12 @@ class WorldModel(nn.Module):
         else:
             o_opp = o
         logits = self.opponent_head(o_opp).reshape(-1, cfg.n_agents - 1, N_ACTIONS)
-        return self.value_head(o).squeeze(1), logits
+        return (self.value_head(o).squeeze(1) if value else None), logits
 
     def decode_log_prob(self, pred: Prediction, obs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(B,) log-probability of ``target`` observations under the decoder, given a forward pass."""
+        if self.cfg.decoder == "mixture":
+            return self.decoder.log_prob(pred.feats, target)
         tokens = self.cfg.layout.encode(target)
         return self.decoder.log_prob(pred.feats, tokens, obs)
 
@@ -529,6 +562,8 @@ class WorldModel(nn.Module):
             src = self._tensor(source, torch.long)
             feats, obs = feats[src], obs[src]
         target = obs if self.cfg.variant == "autoencoder" else self._tensor(next_obs, torch.float32)
+        if self.cfg.decoder == "mixture":  # -inf already for what it cannot express
+            return self.decoder.log_prob(feats, target)
         layout = self.cfg.layout
         tokens = layout.encode(target)
         lp = self.decoder.log_prob(feats, tokens, obs)
@@ -547,19 +582,23 @@ class WorldModel(nn.Module):
         """A sampled next observation (B, 5, h, w) and reward (B,). At ``temperature`` 0 both are the most
         likely ones (the observation token by token)."""
         obs = self._tensor(obs, torch.float32)
-        pred = self(obs, self.joint(self_action, other_actions))
-        tokens, _ = self.decoder.sample(pred.feats, obs, generator, temperature)
+        pred = self(obs, self.joint(self_action, other_actions), heads=False)
+        if self.cfg.decoder == "mixture":
+            nxt = self.decoder.sample(pred.feats, generator, temperature)
+        else:
+            tokens, _ = self.decoder.sample(pred.feats, obs, generator, temperature)
+            nxt = self.cfg.layout.decode(tokens, self.cfg.obs_shape[1:])
         if temperature == 0:
             r_idx = pred.reward_logits.argmax(-1)
         else:
             probs = (pred.reward_logits / temperature).softmax(-1)
             r_idx = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-        return self.cfg.layout.decode(tokens, self.cfg.obs_shape[1:]), self.reward_table[r_idx]
+        return nxt, self.reward_table[r_idx]
 
     @torch.no_grad()
     def reward(self, obs, self_action, other_actions) -> torch.Tensor:
         """(B,) the most likely reward."""
-        pred = self(self._tensor(obs, torch.float32), self.joint(self_action, other_actions))
+        pred = self(self._tensor(obs, torch.float32), self.joint(self_action, other_actions), heads=False)
         return self.reward_table[pred.reward_logits.argmax(-1)]
 
     @torch.no_grad()
@@ -569,7 +608,7 @@ class WorldModel(nn.Module):
             raise ValueError("this model's opponent head takes the observer's player index: pass agent=")
         obs = self._tensor(obs, torch.float32)
         a = None if agent is None else self._tensor(agent, torch.long)
-        return self.observation_heads(obs, a)[1].softmax(-1)
+        return self.observation_heads(obs, a, value=False)[1].softmax(-1)
 
     @torch.no_grad()
     def value(self, obs) -> torch.Tensor:

@@ -24,6 +24,7 @@ from gridmarl_wm.checkpoint import game_to_dict, read_checkpoint, save_checkpoin
 from gridmarl_wm.data import Transitions
 from gridmarl_wm.io import atomic_write, atomic_write_text
 from gridmarl_wm.losses import Batch, LossWeights, world_model_losses
+from gridmarl_wm.mixture_decoder import max_per_cell
 from gridmarl_wm.model import WorldModel, WorldModelConfig
 from gridmarl_wm.tokens import learn_structure
 
@@ -86,6 +87,8 @@ def model_config_for(
         "max_count": tuple(m + count_margin for m in structure.max_count),
         "structure": structure,
         "constraints": constraints,
+        # the mixture decoder's range of counts per cell: as seen, or with the margin when unconstrained
+        "max_per_cell": tuple(m + (0 if constraints else count_margin) for m in max_per_cell(data.next_obs)),
         **overrides,
     }
     return WorldModelConfig(

@@ -1,0 +1,346 @@
+"""The mixture decoder against the pointer decoder (issue "fast imagination"): the same data and training
+budget, then fidelity against the exact rules, imagined steps per second beside the real vector env, how
+both scale with the grid and the number of objects, and the planners on each model.
+
+    python benchmarks/fast_decoder.py train --decoder pointer --steps 3000 --out runs/fast
+    python benchmarks/fast_decoder.py train --decoder mixture --steps 3000 --out runs/fast
+    python benchmarks/fast_decoder.py speed --out runs/fast          # both checkpoints, and the scaling
+    python benchmarks/fast_decoder.py planners --out runs/fast       # decisions/s and the model gap
+    python benchmarks/fast_decoder.py record --out runs/fast         # the tables into RESULTS.md
+
+Each stage writes its figures as JSON into --out, so that every stage stays a few minutes long on 2 CPU
+cores; ``record`` writes the tables (block ``fast_decoder``) from them. ``train`` measures fidelity as
+``gridmarl-wm eval`` does: exhaustive TV, deterministic and reward accuracy over every reachable state x
+joint action (or ``--sample-states`` of them), and open-loop prediction with the true actions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from recording import provenance, record
+
+import gridmarl
+from gridmarl_wm.data import CollectConfig, collect
+from gridmarl_wm.evaluate import exhaustive_metrics, open_loop
+from gridmarl_wm.imagine import ImaginedSimulator
+from gridmarl_wm.io import atomic_write_text
+from gridmarl_wm.model import WorldModel
+from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
+
+# The two decoders as the issue compares them: each with the trunk that suits it.
+DECODERS = {
+    "pointer": {"decoder": "pointer", "trunk": "conv"},
+    "mixture": {"decoder": "mixture", "trunk": "mlp", "fusion": "film"},
+}
+# The games of the scaling table: (name, game kwargs).
+GAMES = [
+    ("default 4x4, 2 players", {}),
+    ("walled 5x6, 3 players, 2 coins each", {"layout": gridmarl.config.WALLED_LAYOUT, "n_agents": 3,
+                                             "coins_per_agent": 2}),
+    ("8x8, 4 players, view 3", {"height": 8, "width": 8, "n_agents": 4, "view_size": 3}),
+    ("8x8, 4 players, full view", {"height": 8, "width": 8, "n_agents": 4}),
+]  # fmt: skip
+
+
+def _write(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(row, indent=2) + "\n")
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def timed(fn, repeats: int, work: int, sync=lambda: None) -> float:
+    """Median of ``repeats`` runs of ``fn`` in units of ``work`` per second (after one warm-up run)."""
+    fn()
+    rates = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        rates.append(work / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def imagined_rate(model, game, batch: int, steps: int, repeats: int, device: str, amp: str = "none") -> float:
+    """Imagined steps per second of ``ImaginedSimulator.step`` (the opponent head, then a sampled next
+    observation and reward) on ``batch`` games started from real observations."""
+    core = gridmarl.GridCore(game)
+    state = core.reset(np.random.default_rng(0).random((batch, game.n_agents + game.n_coins)))
+    obs0 = torch.as_tensor(core.observe(state, (0,))[:, 0], device=device)
+    actions = torch.randint(0, 5, (steps, batch), device=device, generator=torch.Generator().manual_seed(0))
+    sim = ImaginedSimulator(model, generator=torch.Generator(device=device).manual_seed(0))
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if amp == "bf16" and device.startswith("cuda")
+        else contextlib.nullcontext()
+    )
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def run():
+        obs = obs0
+        with autocast:
+            for k in range(steps):
+                obs, _, _ = sim.step(obs, actions[k])
+
+    return timed(run, repeats, batch * steps, sync)
+
+
+def real_rate(game_kwargs: dict, batch: int, repeats: int) -> float:
+    import gymnasium as gym
+
+    venv = gym.make_vec("GridMARL-v0", num_envs=batch, vectorization_mode="vector_entry_point", **game_kwargs)
+    venv.reset(seed=0)
+    acts = np.random.default_rng(0).integers(0, 5, (50, batch))
+
+    def run():
+        for a in acts:
+            venv.step(a)
+
+    rate = timed(run, repeats, 50 * batch)
+    venv.close()
+    return rate
+
+
+# ---------------------------------------------------------------------------------------------- stages
+def cmd_train(args) -> None:
+    torch.set_num_threads(args.threads)
+    game = gridmarl.make_config()
+    data = collect(game, CollectConfig(steps=2000, num_envs=512, seed=args.seed))
+    torch.manual_seed(args.seed)
+    model = WorldModel(model_config_for(game, data, **DECODERS[args.decoder]))
+    cfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        log_every=500,
+        checkpoint_every=1000,
+    )
+    run_dir = Path(args.out) / args.decoder
+    trainer = Trainer(model, data, game, cfg, run_dir)
+    if args.resume and trainer.checkpoint_path.exists():
+        trainer.resume()
+    start = time.perf_counter()
+    last = trainer.run(progress=False)
+    train_s = time.perf_counter() - start
+    print(f"{args.decoder}: trained {args.steps} steps in {train_s:.0f} s, obs NLL {last.get('obs_nll')}")
+    start = time.perf_counter()
+    exhaustive = exhaustive_metrics(model, game, sample_states=args.sample_states, seed=args.seed)
+    exhaustive.pop("tv")
+    eval_s = time.perf_counter() - start
+    loop = open_loop(model, game, episodes=256, horizon=20, seed=args.seed)
+    row = {
+        "decoder": args.decoder,
+        "config": DECODERS[args.decoder],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "train_seconds": train_s,
+        "train_samples_per_s": args.steps * args.batch_size / train_s,
+        "resumed": bool(args.resume),
+        "final_obs_nll": last.get("obs_nll"),
+        "exhaustive": exhaustive,
+        "exhaustive_seconds": eval_s,
+        "open_loop": loop,
+        "provenance": provenance(),
+    }
+    print(json.dumps({k: v for k, v in row.items() if k != "open_loop"}, indent=1))
+    _write(Path(args.out) / f"{args.decoder}.json", row)
+
+
+def cmd_speed(args) -> None:
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    rows = []
+    game = gridmarl.make_config()
+    for name in DECODERS:
+        path = out / name / "checkpoint.pt"
+        if not path.exists():
+            print(f"no {path}: train it first (skipped)")
+            continue
+        model = WorldModel.load(path, map_location=args.device).eval()
+        for batch in args.batches:
+            rate = imagined_rate(model, game, batch, args.steps, args.repeats, args.device, args.amp)
+            rows.append({"what": f"{name} decoder (trained), batch {batch:,}", "per_s": rate})
+            print(rows[-1], flush=True)
+    rows.append(
+        {"what": "real vector env, N=4,096, random opponents", "per_s": real_rate({}, 4096, args.repeats)}
+    )
+    print(rows[-1], flush=True)
+    scaling = []
+    for title, kwargs in GAMES:
+        g = gridmarl.make_config(**kwargs)
+        data = collect(g, CollectConfig(steps=20, num_envs=64, seed=0))
+        entry = {"game": title, "cells": g.obs_shape[1] * g.obs_shape[2], "objects": None}
+        entry["objects"] = int(np.asarray(data.obs[:1]).sum())
+        for name, spec in DECODERS.items():
+            torch.manual_seed(0)
+            cfg = model_config_for(g, data, **spec)
+            if name == "pointer":
+                entry["tokens"] = cfg.layout.length
+            model = WorldModel(cfg).to(args.device).eval()
+            model.game = g
+            entry[name] = imagined_rate(model, g, args.scaling_batch, args.steps, args.repeats, args.device)
+        entry["real"] = real_rate(kwargs, args.scaling_batch, args.repeats)
+        scaling.append(entry)
+        print(entry, flush=True)
+    _write(
+        out / f"speed_{args.device.split(':')[0]}.json",
+        {"rows": rows, "scaling": scaling, "batch": args.scaling_batch, "provenance": provenance()},
+    )
+
+
+def cmd_planners(args) -> None:
+    from gridmarl_wm.opponent_model import fit_observation_heads
+    from gridmarl_wm.planning import (
+        CEM,
+        MCTS,
+        ExactSimulator,
+        LearnedSimulator,
+        RandomShooting,
+        model_gap,
+        play,
+    )
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    game = gridmarl.make_config()
+    seeds = list(range(args.seeds))
+    data = collect(game, CollectConfig(steps=400, num_envs=64, policy=("random", "random"), seed=100))
+    exact = {}
+    rows = []
+    for name in DECODERS:
+        path = out / name / "checkpoint.pt"
+        if not path.exists():
+            continue
+        model = WorldModel.load(path)
+        fitted = fit_observation_heads(model, data, steps=1000, agent=0)
+        for planner_name, make in (("random shooting", RandomShooting), ("CEM", CEM), ("MCTS", MCTS)):
+            if planner_name not in exact:
+                exact[planner_name] = play(make(seed=0), ExactSimulator(game, "random", seed=0), "random", seeds,
+                                           args.episodes, game)  # fmt: skip
+            learned = play(
+                make(seed=0), LearnedSimulator(fitted, seed=0), "random", seeds, args.episodes, game
+            )
+            gap = model_gap(learned.seed_means, exact[planner_name].seed_means)
+            rows.append({
+                "decoder": name, "planner": planner_name, "decisions_per_s": learned.decisions_per_s,
+                "exact_decisions_per_s": exact[planner_name].decisions_per_s, "return": learned.mean,
+                "exact_return": exact[planner_name].mean, "gap": gap,
+            })  # fmt: skip
+            print(rows[-1], flush=True)
+    _write(out / "planners.json", {"rows": rows, "seeds": seeds, "episodes": args.episodes,
+                                   "provenance": provenance()})  # fmt: skip
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def cmd_record(args) -> None:
+    out = Path(args.out)
+    lines = [
+        provenance("Figures written by the stages' runs; each stage's own command and code version below.")
+    ]
+    fid = [r for r in (_read(out / f"{n}.json") for n in DECODERS) if r]
+    if fid:
+        lines += ["", "| decoder | trunk | parameters | steps x batch | training (2 CPU cores) | TV mean | TV p99 | "
+                  "TV max | det. acc. | reward acc. | open loop: positions exact h = 1 / 10 / 20 | cum. reward "
+                  "error h = 20 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]  # fmt: skip
+        for r in fid:
+            e, pos = r["exhaustive"], r["open_loop"]["position_match"]
+            trunk = r["config"]["trunk"] + (f" ({r['config']['fusion']})" if "fusion" in r["config"] else "")
+            lines.append(
+                f"| {r['decoder']} | {trunk} | {r['parameters']:,} | {r['steps']:,} x {r['batch_size']} | "
+                f"{r['train_seconds']:.0f} s ({r['train_samples_per_s']:,.0f} samples/s) | {e['tv_mean']:.4f} | "
+                f"{e['tv_p99']:.4f} | {e['tv_max']:.3f} | {_pct(e['det_acc'])} | {_pct(e['reward_acc'])} | "
+                f"{pos[0]:.3f} / {pos[9]:.3f} / {pos[19]:.3f} | {r['open_loop']['reward_error'][19]:.3f} |"
+            )
+        n = {r["exhaustive"]["n_states"] for r in fid}
+        lines.append(f"\nTV over {', '.join(f'{x:,}' for x in n)} reachable states x 25 joint actions.")
+        for r in fid:
+            lines.append(
+                f"\n`{r['decoder']}` run: {r['provenance'].splitlines()[0]}; {r['provenance'].splitlines()[2]}"
+            )
+    speed = _read(out / "speed_cpu.json")
+    if speed:
+        lines += ["", "Imagined steps per second (one `ImaginedSimulator.step`: the opponent head, then a sampled "
+                  "next observation and reward), median of repeated runs, beside the real vector env in the same run:",
+                  "", "| what | steps/s |", "|---|---:|"]  # fmt: skip
+        lines += [f"| {r['what']} | {r['per_s']:,.0f} |" for r in speed["rows"]]
+        lines += ["", f"Scaling (untrained models of the same sizes: the same computation), batch {speed['batch']:,}:",
+                  "", "| game | cells | objects seen | pointer tokens | pointer steps/s | mixture steps/s | real env "
+                  "steps/s |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for s in speed["scaling"]:
+            lines.append(f"| {s['game']} | {s['cells']} | {s['objects']} | {s['tokens']} | {s['pointer']:,.0f} | "
+                         f"{s['mixture']:,.0f} | {s['real']:,.0f} |")  # fmt: skip
+        lines.append(
+            f"\nSpeed run: {speed['provenance'].splitlines()[0]}; {speed['provenance'].splitlines()[2]}"
+        )
+    plan = _read(out / "planners.json")
+    if plan:
+        lines += ["", f"Planners with their default budgets against a random opponent, {len(plan['seeds'])} seeds x "
+                  f"{plan['episodes']} games in lockstep; the gap is learned / exact return, ± its 95% half-width:", "",
+                  "| decoder | planner | decisions/s (learned) | decisions/s (exact) | return learned / exact | "
+                  "model gap |", "|---|---|---:|---:|---:|---|"]  # fmt: skip
+        for r in plan["rows"]:
+            g = r["gap"]
+            gap = f"{g[0]:.3f} ± {g[1]:.3f}"
+            lines.append(f"| {r['decoder']} | {r['planner']} | {r['decisions_per_s']:,.1f} | "
+                         f"{r['exact_decisions_per_s']:,.1f} | {r['return']:.2f} / {r['exact_return']:.2f} | {gap} |")  # fmt: skip
+        lines.append(
+            f"\nPlanner run: {plan['provenance'].splitlines()[0]}; {plan['provenance'].splitlines()[2]}"
+        )
+    if args.note:
+        lines += ["", args.note]
+    record(
+        "fast_decoder",
+        "\n".join(lines),
+        title="Fast imagination: the mixture decoder beside the pointer decoder",
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="stage", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--decoder", choices=list(DECODERS), required=True)
+    t.add_argument("--steps", type=int, default=3000)
+    t.add_argument("--batch-size", type=int, default=512)
+    t.add_argument("--sample-states", type=int, default=None, help="a random subset of reachable states")
+    t.add_argument("--resume", action="store_true", help="continue OUT/DECODER/checkpoint.pt")
+    s = sub.add_parser("speed")
+    s.add_argument("--batches", type=int, nargs="+", default=[256, 4096])
+    s.add_argument("--scaling-batch", type=int, default=4096)
+    s.add_argument("--steps", type=int, default=10, help="imagined steps per timed run")
+    s.add_argument("--repeats", type=int, default=5)
+    s.add_argument("--amp", choices=["none", "bf16"], default="none")
+    pl = sub.add_parser("planners")
+    pl.add_argument("--seeds", type=int, default=3)
+    pl.add_argument("--episodes", type=int, default=4)
+    r = sub.add_parser("record")
+    r.add_argument("--note", default="", help="a line under the tables (what the figures mean)")
+    for q in (t, s, pl, r):
+        q.add_argument("--out", required=True)
+        q.add_argument("--device", default="cpu")
+        q.add_argument("--threads", type=int, default=2)
+        q.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    print("command:", " ".join([sys.executable.split("/")[-1], *sys.argv]), flush=True)
+    {"train": cmd_train, "speed": cmd_speed, "planners": cmd_planners, "record": cmd_record}[args.stage](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""The mixture decoder and MLP trunk (``decoder="mixture"``, ``trunk="mlp"``): exact probabilities,
+sampling that matches them, learning from the actions, checkpoints, and an imagined step without host
+round trips."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import gridmarl
+from gridmarl_wm.data import CollectConfig, collect
+from gridmarl_wm.imagine import ImaginedSimulator
+from gridmarl_wm.mixture_decoder import max_per_cell
+from gridmarl_wm.model import WorldModel, WorldModelConfig
+from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
+
+TINY = {"obs_shape": (5, 1, 2), "max_count": (2, 2, 2, 2, 2), "d_model": 16, "mixture_hidden": 8}
+
+
+def _tiny(**overrides) -> WorldModel:
+    torch.manual_seed(0)
+    cfg = {"decoder": "mixture", "trunk": "mlp", "trunk_hidden": 16, "mixture_components": 3, **TINY}
+    return WorldModel(WorldModelConfig(**(cfg | overrides))).eval()
+
+
+def _every_observation(levels: list[int]) -> torch.Tensor:
+    """(M, 5, 1, 2): every plane of counts with cell counts 0 .. levels[c] - 1 in channel c."""
+    grid = itertools.product(*[range(L) for L in levels for _ in range(2)])
+    return torch.tensor(list(grid), dtype=torch.float32).view(-1, 5, 1, 2)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"fusion": "film"},
+        {"trunk": "local", "fusion": "film"},
+        {"trunk": "local"},
+        {"trunk": "conv", "features": 4},
+        {"trunk": "conv", "variant": "latent", "latent": 8},
+    ],
+    ids=["mlp", "mlp-film", "local-film", "local", "conv", "latent"],
+)
+def test_log_prob_sums_to_one_and_sampling_matches_it(overrides):
+    """Every observation of a tiny grid enumerated (channel 1 holds up to two objects per cell): the
+    probabilities sum to 1, and sample frequencies match exp(log_prob)."""
+    model = _tiny(max_per_cell=(1, 2, 1, 1, 1), **overrides)
+    outcomes = _every_observation([2, 3, 2, 2, 2])
+    M = len(outcomes)
+    obs = torch.tensor([[1.0, 0], [0, 2], [0, 0], [1, 0], [0, 1]]).view(1, 5, 1, 2)
+    a, others = torch.tensor([3]), torch.tensor([[1]])
+    p = model.log_prob(obs.expand(M, -1, -1, -1), a.expand(M), others.expand(M, 1), outcomes).exp()
+    assert abs(float(p.sum()) - 1.0) < 1e-5
+    # an observation outside the decoder's range (3 in channel 1, 2 in channel 0, a fraction) has p = 0
+    bad = outcomes[:3].clone()
+    bad[0, 1, 0, 0], bad[1, 0, 0, 1], bad[2, 2, 0, 0] = 3.0, 2.0, 0.5
+    assert torch.isneginf(
+        model.log_prob(obs.expand(3, -1, -1, -1), a.expand(3), others.expand(3, 1), bad)
+    ).all()
+    N = 60_000
+    g = torch.Generator().manual_seed(1)
+    sample, _ = model.sample(obs.expand(N, -1, -1, -1), a.expand(N), others.expand(N, 1), generator=g)
+    radix = np.repeat([2, 3, 2, 2, 2], 2)  # outcome index in the enumeration's mixed radix
+    place = np.cumprod(np.r_[radix[1:], 1][::-1])[::-1]
+    counts = np.bincount(sample.flatten(1).long().numpy() @ place, minlength=M)
+    assert np.array_equal(outcomes.flatten(1).long().numpy() @ place, np.arange(M))
+    expected = p.numpy() * N
+    top = np.argsort(-expected)[:40]  # the likely outcomes, each within 5 standard deviations
+    assert np.all(np.abs(counts[top] - expected[top]) <= 5 * np.sqrt(expected[top]) + 5)
+    # Pearson's chi-square over all outcomes (about 26 expected draws each): mean M - 1, sd sqrt(2 (M - 1))
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < (M - 1) + 6 * np.sqrt(2 * (M - 1)), chi2
+
+
+def test_temperature_zero_takes_the_most_likely_component_and_cells():
+    model = _tiny(max_per_cell=(1, 2, 1, 1, 1))
+    obs = torch.zeros(4, 5, 1, 2)
+    a, others = torch.arange(4), torch.zeros(4, 1, dtype=torch.long)
+    first, _ = model.sample(obs, a, others, temperature=0)
+    again, _ = model.sample(obs, a, others, temperature=0, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(first, again)
+    outcomes = _every_observation([2, 3, 2, 2, 2])
+    M = len(outcomes)
+    lp = model.log_prob(obs[:1].expand(M, -1, -1, -1), a[:1].expand(M), others[:1].expand(M, 1), outcomes)
+    # greedy decoding is channel by channel, so it is a likely outcome, if not always the single likeliest
+    greedy = model.log_prob(obs[:1], a[:1], others[:1], first[:1])
+    assert greedy.exp() >= lp.exp().max() / 4
+
+
+def test_a_briefly_trained_model_beats_an_action_blind_one():
+    """Deterministic moves on the default game: a model that reads the actions gives the true next
+    observations far more probability than the best a model that ignores them could (about 1/4 here,
+    four joint actions per start state leading to four different observations)."""
+    game = gridmarl.make_config()
+    core = gridmarl.GridCore(game)
+    state = gridmarl.State(np.array([[5, 10], [6, 9]]), np.array([[3, 12], [0, 15]]), np.zeros(2, int))
+    joints = np.array([[0, 0], [1, 2], [2, 3], [4, 1]])  # no coin is reached: every step is deterministic
+    starts = state.take(np.repeat([0, 1], 4))
+    obs = torch.as_tensor(core.observe(starts, (0,))[:, 0])
+    joint = torch.as_tensor(np.tile(joints, (2, 1)))
+    core.step(starts, joint.numpy(), np.zeros((8, 2)))
+    nxt = torch.as_tensor(core.observe(starts, (0,))[:, 0])
+    assert len({bytes(x.numpy()) for x in nxt}) == 8
+    torch.manual_seed(0)
+    model = WorldModel(WorldModelConfig(decoder="mixture", trunk="mlp", d_model=32, trunk_hidden=32))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        loss = -model.decode_log_prob(model(obs, joint), obs, nxt).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    assert model.log_prob(obs, joint[:, 0], joint[:, 1:], nxt).exp().min() > 0.9
+    sampled, _ = model.sample(obs, joint[:, 0], joint[:, 1:], temperature=0)
+    assert torch.equal(sampled, nxt)
+
+
+def test_checkpoint_round_trip_and_cli_config(tmp_path):
+    game = gridmarl.make_config()
+    data = collect(game, CollectConfig(steps=4, num_envs=32, seed=0))
+    cfg = model_config_for(game, data, decoder="mixture", trunk="mlp", d_model=16, trunk_hidden=16)
+    assert cfg.max_per_cell == max_per_cell(data.next_obs) == (1, 1, 1, 1, 1)
+    torch.manual_seed(0)
+    model = WorldModel(cfg)
+    trainer = Trainer(model, data, game, TrainConfig(steps=3, batch_size=32, log_every=1), tmp_path)
+    trainer.run(progress=False)
+    loaded = WorldModel.load(tmp_path / "checkpoint.pt", game)
+    assert loaded.cfg == model.cfg and loaded.cfg.decoder == "mixture"
+    obs = torch.as_tensor(data.obs[:16])
+    a, others = torch.as_tensor(data.action[:16]), torch.as_tensor(data.others[:16])
+    nxt = torch.as_tensor(data.next_obs[:16])
+    assert torch.allclose(loaded.log_prob(obs, a, others, nxt), model.log_prob(obs, a, others, nxt))
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(loaded.sample(obs, a, others, g1)[0], model.sample(obs, a, others, g2)[0])
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="decoder"):
+        WorldModelConfig(decoder="parallel")
+    with pytest.raises(ValueError, match="trunk"):
+        WorldModelConfig(trunk="transformer")
+    with pytest.raises(ValueError, match="trunk='mlp'"):
+        WorldModelConfig(trunk="mlp")  # the pointer decoder needs per-cell features
+    with pytest.raises(ValueError, match="max_per_cell"):
+        WorldModelConfig(decoder="mixture", max_per_cell=(1, 1, 0, 1, 1))
+    with pytest.raises(ValueError, match="mixture_components"):
+        WorldModelConfig(decoder="mixture", mixture_components=-1)
+    with pytest.raises(ValueError, match="observations"):
+        max_per_cell(np.zeros((3, 4, 4)))
+
+
+def _step_twice(model, device):
+    sim = ImaginedSimulator(model, generator=torch.Generator(device=device).manual_seed(0))
+    obs = torch.zeros(64, 5, 4, 4, device=device)
+    obs[:, 0, 0, 0] = obs[:, 1, 3, 3] = obs[:, 2, 1, 1] = obs[:, 3, 2, 2] = 1
+    actions = torch.randint(0, 5, (64,), device=device)
+    sim.step(obs, actions)  # warm-up: anything made once is made here
+    return sim, obs, actions
+
+
+@pytest.mark.parametrize("decoder", ["mixture", "pointer"])
+def test_an_imagined_step_makes_no_host_round_trip(monkeypatch, decoder):
+    """On any device: once warm, a step reads no value back to the host (``item``, ``tolist``, ``numpy``,
+    ``cpu``) and builds no tensor from host data (``torch.tensor``), the calls that synchronise a GPU."""
+    kwargs = {"decoder": "mixture", "trunk": "mlp"} if decoder == "mixture" else {}
+    model = WorldModel(WorldModelConfig(**kwargs, d_model=32, features=8)).eval()
+    sim, obs, actions = _step_twice(model, "cpu")
+
+    def forbidden(name):
+        def call(*args, **kwargs):
+            raise AssertionError(f"an imagined step called {name}")
+
+        return call
+
+    for name in ("item", "tolist", "numpy", "cpu"):
+        monkeypatch.setattr(torch.Tensor, name, forbidden(f"Tensor.{name}"))
+    monkeypatch.setattr(torch, "tensor", forbidden("torch.tensor"))
+    for _ in range(3):
+        obs, reward, others = sim.step(obs, actions)
+    assert obs.shape == (64, 5, 4, 4) and reward.shape == (64,) and others.shape == (64, 1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("decoder", ["mixture", "pointer"])
+def test_an_imagined_step_makes_no_host_synchronisation_on_a_gpu(decoder):
+    kwargs = {"decoder": "mixture", "trunk": "mlp"} if decoder == "mixture" else {}
+    model = WorldModel(WorldModelConfig(**kwargs)).cuda().eval()
+    sim, obs, actions = _step_twice(model, "cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            obs, _, _ = sim.step(obs, actions)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()
