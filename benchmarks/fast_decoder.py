@@ -128,7 +128,8 @@ def cmd_train(args) -> None:
         log_every=500,
         checkpoint_every=1000,
     )
-    run_dir = Path(args.out) / args.decoder
+    name = args.name or args.decoder
+    run_dir = Path(args.out) / name
     trainer = Trainer(model, data, game, cfg, run_dir)
     if args.resume and trainer.checkpoint_path.exists():
         trainer.resume()
@@ -142,6 +143,7 @@ def cmd_train(args) -> None:
     eval_s = time.perf_counter() - start
     loop = open_loop(model, game, episodes=256, horizon=20, seed=args.seed)
     row = {
+        "name": name,
         "decoder": args.decoder,
         "config": DECODERS[args.decoder],
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -157,7 +159,7 @@ def cmd_train(args) -> None:
         "provenance": provenance(),
     }
     print(json.dumps({k: v for k, v in row.items() if k != "open_loop"}, indent=1))
-    _write(Path(args.out) / f"{args.decoder}.json", row)
+    _write(Path(args.out) / f"{name}.json", row)
 
 
 def cmd_speed(args) -> None:
@@ -254,7 +256,7 @@ def cmd_record(args) -> None:
     lines = [
         provenance("Figures written by the stages' runs; each stage's own command and code version below.")
     ]
-    fid = [r for r in (_read(out / f"{n}.json") for n in DECODERS) if r]
+    fid = [r for r in (_read(f) for f in sorted(out.glob("*.json"))) if r and "exhaustive" in r]
     if fid:
         lines += ["", "| decoder | trunk | parameters | steps x batch | training (2 CPU cores) | TV mean | TV p99 | "
                   "TV max | det. acc. | reward acc. | open loop: positions exact h = 1 / 10 / 20 | cum. reward "
@@ -263,7 +265,7 @@ def cmd_record(args) -> None:
             e, pos = r["exhaustive"], r["open_loop"]["position_match"]
             trunk = r["config"]["trunk"] + (f" ({r['config']['fusion']})" if "fusion" in r["config"] else "")
             lines.append(
-                f"| {r['decoder']} | {trunk} | {r['parameters']:,} | {r['steps']:,} x {r['batch_size']} | "
+                f"| {r.get('name', r['decoder'])} | {trunk} | {r['parameters']:,} | {r['steps']:,} x {r['batch_size']} | "
                 f"{r['train_seconds']:.0f} s ({r['train_samples_per_s']:,.0f} samples/s) | {e['tv_mean']:.4f} | "
                 f"{e['tv_p99']:.4f} | {e['tv_max']:.3f} | {_pct(e['det_acc'])} | {_pct(e['reward_acc'])} | "
                 f"{pos[0]:.3f} / {pos[9]:.3f} / {pos[19]:.3f} | {r['open_loop']['reward_error'][19]:.3f} |"
@@ -272,7 +274,7 @@ def cmd_record(args) -> None:
         lines.append(f"\nTV over {', '.join(f'{x:,}' for x in n)} reachable states x 25 joint actions.")
         for r in fid:
             lines.append(
-                f"\n`{r['decoder']}` run: {r['provenance'].splitlines()[0]}; {r['provenance'].splitlines()[2]}"
+                f"\n`{r.get('name', r['decoder'])}` run: {r['provenance'].splitlines()[0]}; {r['provenance'].splitlines()[2]}"
             )
     speed = _read(out / "speed_cpu.json")
     if speed:
@@ -281,7 +283,7 @@ def cmd_record(args) -> None:
                   "", "| what | steps/s |", "|---|---:|"]  # fmt: skip
         lines += [f"| {r['what']} | {r['per_s']:,.0f} |" for r in speed["rows"]]
         lines += ["", f"Scaling (untrained models of the same sizes: the same computation), batch {speed['batch']:,}:",
-                  "", "| game | cells | objects seen | pointer tokens | pointer steps/s | mixture steps/s | real env "
+                  "", "| game | cells | objects in an observation (walls too) | pointer tokens | pointer steps/s | mixture steps/s | real env "
                   "steps/s |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
         for s in speed["scaling"]:
             lines.append(f"| {s['game']} | {s['cells']} | {s['objects']} | {s['tokens']} | {s['pointer']:,.0f} | "
@@ -320,7 +322,8 @@ def main() -> None:
     t.add_argument("--steps", type=int, default=3000)
     t.add_argument("--batch-size", type=int, default=512)
     t.add_argument("--sample-states", type=int, default=None, help="a random subset of reachable states")
-    t.add_argument("--resume", action="store_true", help="continue OUT/DECODER/checkpoint.pt")
+    t.add_argument("--resume", action="store_true", help="continue OUT/NAME/checkpoint.pt")
+    t.add_argument("--name", default=None, help="the run's name in OUT (default: the decoder's)")
     s = sub.add_parser("speed")
     s.add_argument("--batches", type=int, nargs="+", default=[256, 4096])
     s.add_argument("--scaling-batch", type=int, default=4096)
