@@ -91,7 +91,7 @@ def detector_stats(detected: np.ndarray, ep) -> dict[str, float]:
     n = len(delays) + missed
     return {
         "switches": n,
-        "detected_within_5": float(np.mean(np.array(delays) <= 5) * len(delays) / n) if n else float("nan"),
+        "detected_within_5": sum(d <= 5 for d in delays) / n if n else float("nan"),
         "median_delay": float(np.median(delays)) if delays else float("nan"),
         "false_alarms_per_100_steps": float(100 * false.sum() / false.size),
     }

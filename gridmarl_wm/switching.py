@@ -20,7 +20,7 @@ What each model learns from, and what is privileged:
 - *Labelled* (privileged: from the simulator, not from play): :func:`fit` with ``type_ids``, the policy id
   the simulator reports for the opponent at every step, and :attr:`Episodes.goal`, the coin the scripted
   ``greedy``/``selfish`` policy chases, which :func:`goal_labels` works out from the policy's name with
-  the game's own shortest-path distances. These are upper references for the unlabelled versions.
+  the game's own shortest-path distances. They serve as references for the unlabelled versions.
 
 The world model's transition rules are not used here; the scripted policies' true action distributions
 (``Episodes.probs``) serve only to score the models.
@@ -251,7 +251,10 @@ def fit(
     seed: int = 0,
     goal_weight: float = 1.0,
 ) -> list[float]:
-    """Train on whole episodes; ``type_ids`` (E, T) labels each step's opponent type for ``types``.
+    """Train on whole episodes; goal heads learn ``ep.goal`` (the labelled goals, or unlabelled ones such as
+    :func:`hindsight_goals` put in their place), and a ``types`` model needs ``type_ids`` (E, T), each step's
+    opponent type: privileged labels (for unlabelled play use :func:`fit_types_em`); it also sets the
+    model's switch hazard from the labels' switch rate.
     Returns the loss per step."""
     if net.kind == "types" and type_ids is None:
         raise ValueError("kind='types' needs type_ids: the opponent's policy type at every step")
