@@ -162,8 +162,14 @@ def test_a_make_config_game_with_walls_and_continuous_goals(tmp_path):
 
 def test_the_moa_head_learns_the_opponents_actions(tmp_path):
     """Against ``stay`` opponents the others always play 0: the MOA head must find that out."""
-    last = tiny(tmp_path, iterations=12, opponent="stay", moa=True, num_envs=32, lr=1e-2).run(progress=False)
+    trainer = tiny(tmp_path, iterations=12, opponent="stay", moa=True, num_envs=32, lr=1e-2)
+    last = trainer.run(progress=False)
     assert last["moa_accuracy"] > 0.99 and last["moa"] < 0.1
+    batch = trainer.rollout()
+    assert batch["others"].eq(0).all()  # the logged a_-i are the opponents' real actions
+    with torch.no_grad():
+        predicted = trainer.net(batch["x"].reshape(-1, batch["x"].shape[-1])).moa_logits.argmax(-1)
+    assert predicted.eq(0).float().mean() > 0.99
 
 
 def test_bad_input_is_refused_clearly(tmp_path):
