@@ -39,6 +39,8 @@ def printed_results(stdout):
 
 
 def tiny_world_model():
+    """An untrained small model: it carries no start observations, so its imagined envs take
+    ``start="real"`` (a plain reset draws from the real game's reset)."""
     from wm_helpers import tiny_model
 
     model = tiny_model(GAME).eval()
@@ -135,7 +137,7 @@ def test_torchrl_wraps_the_imagined_env(which):
     if which == "exact":
         imagined = ImaginedEnv(ExactModel(), opponent="greedy", policy_names_in_info=False)
     else:
-        imagined = ImaginedEnv(tiny_world_model(), policy_names_in_info=False)
+        imagined = ImaginedEnv(tiny_world_model(), policy_names_in_info=False, start="real")
     env = GymWrapper(imagined, categorical_action_encoding=True)
     check_env_specs(env)
     env.auto_register_info_dict()
@@ -215,10 +217,10 @@ def test_gymnasium_vector_example():
 def test_imagined_env_in_gymnasium_vector_envs_with_a_learned_model():
     module = example("gymnasium_vector")
     model = tiny_world_model()
-    figures = module.imagined(lambda: ImaginedEnv(model, game={"max_steps": 5}), 2, 11, seed=0)
+    figures = module.imagined(lambda: ImaginedEnv(model, game={"max_steps": 5}, start="real"), 2, 11, seed=0)
     assert figures["episodes"] == 4 and figures["mean_length"] == 5
     venv = gym.vector.SyncVectorEnv(
-        [lambda: ImaginedEnv(model, game={"max_steps": 3})] * 2,
+        [lambda: ImaginedEnv(model, game={"max_steps": 3}, start="real")] * 2,
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
     venv.reset(seed=0)
