@@ -223,7 +223,7 @@ def cmd_planners(args) -> None:
     data = collect(game, CollectConfig(steps=400, num_envs=64, policy=("random", "random"), seed=100))
     exact = {}
     rows = []
-    for name in DECODERS:
+    for name in args.decoders:
         path = out / name / "checkpoint.pt"
         if not path.exists():
             continue
@@ -333,6 +333,7 @@ def main() -> None:
     pl = sub.add_parser("planners")
     pl.add_argument("--seeds", type=int, default=3)
     pl.add_argument("--episodes", type=int, default=4)
+    pl.add_argument("--decoders", nargs="+", choices=list(DECODERS), default=list(DECODERS))
     r = sub.add_parser("record")
     r.add_argument("--note", default="", help="a line under the tables (what the figures mean)")
     for q in (t, s, pl, r):
