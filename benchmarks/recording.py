@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from gridmarl.files import atomic_write_text
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 README = ROOT / "README.md"
@@ -32,13 +34,15 @@ def cores() -> int:
 
 
 def code_version() -> str:
-    """The git commit of the working tree, with ``+changes`` when it differs from that commit."""
+    """The git commit of the working tree, with ``+changes`` when its tracked code (the packages or a
+    benchmark script) differs from that commit."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
+        code = ["gridmarl", "gridmarl_wm", "benchmarks"]
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "gridmarl", "gridmarl_wm"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *code],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -86,21 +90,19 @@ def _markers(key: str) -> tuple[str, str]:
 
 
 def replace_block(text: str, key: str, body: str) -> str | None:
-    """``text`` with the block of ``key`` replaced by ``body``; None if ``text`` has no such block."""
+    """``text`` with every block of ``key`` replaced by ``body``; None if ``text`` has no such block."""
     begin, end = _markers(key)
     if begin not in text:
         return None
-    if end not in text[text.index(begin) :]:
-        raise ValueError(f"the block {key!r} has a begin marker but no end marker")
-    start = text.index(begin)
-    stop = text.index(end, start) + len(end)
-    return text[:start] + f"{begin}\n{body.strip()}\n{end}" + text[stop:]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    block = f"{begin}\n{body.strip()}\n{end}"
+    parts, pos = [], 0
+    while (start := text.find(begin, pos)) != -1:
+        stop = text.find(end, start)
+        if stop == -1:
+            raise ValueError(f"the block {key!r} has a begin marker but no end marker")
+        parts += [text[pos:start], block]
+        pos = stop + len(end)
+    return "".join(parts) + text[pos:]
 
 
 def record(
@@ -114,12 +116,12 @@ def record(
         begin, end = _markers(key)
         heading = f"\n\n## {title}\n\n" if title else "\n\n"
         new = text.rstrip() + heading + f"{begin}\n{body.strip()}\n{end}\n"
-    _write_atomic(results, new)
+    atomic_write_text(results, new)
     written = [results.name]
     if readme.exists():
         quoted = replace_block(readme.read_text(), key, body)
         if quoted is not None:
-            _write_atomic(readme, quoted)
+            atomic_write_text(readme, quoted)
             written.append(readme.name)
     print(f"recorded {key!r} in {', '.join(written)}")
 
@@ -138,7 +140,7 @@ def sync_readme(results: Path = RESULTS, readme: Path = README) -> list[str]:
         new = replace_block(text, key, body)
         if new is not None:
             text, copied = new, [*copied, key]
-    _write_atomic(readme, text)
+    atomic_write_text(readme, text)
     return copied
 
 

@@ -18,15 +18,15 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
+from gridmarl.files import atomic_path
 
 __all__ = ["ANIMATION_SUFFIXES", "record_episode", "save_animation"]
 
@@ -169,22 +169,12 @@ def save_animation(
     else:
         _import_imageio()
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
-    try:
+    with atomic_path(path, suffix=f".tmp{suffix}") as tmp:
         if suffix == ".gif":
-            with os.fdopen(fd, "wb") as fp:
+            with open(tmp, "wb") as fp:
                 _write_gif(items, fp, fps)
         else:
-            os.close(fd)
-            _write_mp4(items, tmp, fps)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it a plain file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            _write_mp4(items, str(tmp), fps)
     return path
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -60,3 +63,54 @@ def test_sync_copies_recorded_blocks_into_the_readme_quotes(tmp_path):
     assert recording.blocks(results.read_text()) == {"a": "A 1", "b": "B 2\nB 3"}
     assert recording.sync_readme(results, readme) == ["b"]
     assert readme.read_text() == "x\n<!-- b:begin -->\nB 2\nB 3\n<!-- b:end -->\ny\n"
+
+
+def test_every_quote_of_a_key_in_the_readme_is_replaced(tmp_path):
+    results, readme = tmp_path / "RESULTS.md", tmp_path / "README.md"
+    quote = "<!-- speed:begin -->\nold\n<!-- speed:end -->"
+    other = "<!-- other:begin -->\nkept\n<!-- other:end -->"
+    readme.write_text(f"a\n{quote}\nb\n{other}\nc\n{quote}\nd\n")
+    recording.record("speed", "new", results=results, readme=readme)
+    new = "<!-- speed:begin -->\nnew\n<!-- speed:end -->"
+    assert readme.read_text() == f"a\n{new}\nb\n{other}\nc\n{new}\nd\n"
+    # sync_readme goes through the same replacement.
+    readme.write_text(f"{quote}\n{quote}\n")
+    assert recording.sync_readme(results, readme) == ["speed"]
+    assert readme.read_text() == f"{new}\n{new}\n"
+    # A later quote without its end marker is refused, and nothing is written.
+    readme.write_text(f"{quote}\n<!-- speed:begin -->\nhalf\n")
+    with pytest.raises(ValueError, match="no end marker"):
+        recording.record("speed", "newer", results=results, readme=readme)
+    assert readme.read_text() == f"{quote}\n<!-- speed:begin -->\nhalf\n"
+
+
+def test_an_edited_benchmark_script_counts_as_changed_code(tmp_path, monkeypatch):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "speed.py").write_text("N = 1\n")
+    (tmp_path / "notes.txt").write_text("not code\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start")
+    monkeypatch.setattr(recording, "ROOT", tmp_path)
+    assert not recording.code_version().endswith("+changes")
+    (tmp_path / "notes.txt").write_text("edited, but not code\n")
+    assert not recording.code_version().endswith("+changes")
+    (tmp_path / "benchmarks" / "speed.py").write_text("N = 2\n")
+    assert recording.code_version().endswith(" +changes")
+
+
+def test_recording_writes_with_the_usual_mode_and_imports_no_torch(tmp_path):
+    old = os.umask(0o022)
+    try:
+        recording.record("k", "body", results=tmp_path / "RESULTS.md", readme=tmp_path / "none.md")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "RESULTS.md").st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["RESULTS.md"]
+    code = "import sys; sys.path.insert(0, 'benchmarks'); import recording; print('torch' in sys.modules)"
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
