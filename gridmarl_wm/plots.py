@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from gridmarl.config import CHANNEL_NAMES
+from gridmarl_wm.io import atomic_write
 
 
 def _pyplot():
@@ -17,6 +18,14 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt, fig, out_png: str | Path) -> None:
+    """Write ``fig`` as a PNG atomically (a crash leaves the old picture, never half of one), then close it."""
+    try:
+        atomic_write(out_png, lambda f: fig.savefig(f, format="png"))
+    finally:
+        plt.close(fig)
 
 
 @torch.no_grad()
@@ -59,8 +68,7 @@ def plot_predictions(
         axes[i, 0].set_ylabel(f"a={data.action[r]}, others={data.others[r].tolist()}", fontsize=7)
     fig.suptitle("Real next observation vs the model's per-cell probability, by channel", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out_png)
-    plt.close(fig)
+    _save(plt, fig, out_png)
 
 
 def plot_open_loop(open_loop: dict[str, dict[str, list[float]]], out_png: str | Path) -> None:
@@ -80,8 +88,7 @@ def plot_open_loop(open_loop: dict[str, dict[str, list[float]]], out_png: str | 
         ax.grid(alpha=0.3)
     left.legend(frameon=False, fontsize=8)
     fig.tight_layout()
-    fig.savefig(out_png)
-    plt.close(fig)
+    _save(plt, fig, out_png)
 
 
 def plot_tv_histogram(tv: np.ndarray, out_png: str | Path) -> None:
@@ -97,8 +104,7 @@ def plot_tv_histogram(tv: np.ndarray, out_png: str | Path) -> None:
     )
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out_png)
-    plt.close(fig)
+    _save(plt, fig, out_png)
 
 
 def plot_switch_recovery(curves: dict[str, list[float]], out_png: str | Path, metric: str = "TV") -> None:
@@ -115,5 +121,4 @@ def plot_switch_recovery(curves: dict[str, list[float]], out_png: str | Path, me
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out_png)
-    plt.close(fig)
+    _save(plt, fig, out_png)
