@@ -157,6 +157,9 @@ def make_config(config: GridConfig | Mapping[str, Any] | None = None, **kwargs: 
         return config
     params: dict[str, Any] = dict(config or {})
     params.update(kwargs)
+    # Unknown names are refused before None values are dropped: None means "the default" only for a
+    # known argument, so make_config(frameskip=None) must fail like make_config(frameskip=1).
+    reject_unknown_arguments("make_config", params, GAME_ARGUMENTS)
     if "max_cycles" in params:
         max_cycles = params.pop("max_cycles")
         if max_cycles is not None:
@@ -177,7 +180,6 @@ def make_config(config: GridConfig | Mapping[str, Any] | None = None, **kwargs: 
             raise ValueError("give walls either as layout or as walls, not both")
         params.update(height=height, width=width, walls=walls)
     params = {k: v for k, v in params.items() if v is not None or k == "view_size"}
-    reject_unknown_arguments("make_config", params, GAME_ARGUMENTS)
     cfg = dict(GridConfig().__dict__)
     cfg.update(params)
 

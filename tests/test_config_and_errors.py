@@ -183,3 +183,21 @@ def test_unknown_keyword_in_pythons_own_wording(make, allowed):
     assert allowed in message
     with pytest.raises(TypeError, match=r"argument 'colour' \(and also \['shape'\]\); allowed"):
         make(colour=1, shape=2)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: make_config(**kw),
+        lambda **kw: make_config(kw),
+        lambda **kw: make_config({"height": 5}, **kw),
+    ],
+    ids=["keywords", "mapping", "mapping+keywords"],
+)
+def test_an_unknown_name_is_refused_even_when_its_value_is_none(make):
+    """None means "the default" for a known argument; it does not make an unknown name acceptable."""
+    with pytest.raises(TypeError, match="unexpected keyword argument 'frameskip'"):
+        make(frameskip=None)
+    with pytest.raises(TypeError, match=r"argument 'colour' \(and also \['shape'\]\)"):
+        make(colour=None, shape=1)
+    assert make(view_size=None, max_cycles=None, layout=None).view_size is None
