@@ -1,0 +1,186 @@
+"""Learning in imagination against model-free PPO: return in the real env against real env steps.
+
+    python benchmarks/imagination.py                      # greedy opponents, 5 seeds, print the table
+    python benchmarks/imagination.py --record             # and write it into RESULTS.md and the README
+    python benchmarks/imagination.py --opponents greedy random switching --imagined-real-steps 100000
+
+For every opponent and seed: model-free PPO (the ``learn`` defaults but 256 games, so that small budgets
+hold several updates) evaluated after ``--budgets`` real steps; learning in imagination with the learned
+world model (:func:`gridmarl_wm.agents.imagination.learn_in_imagination`) evaluated after every outer
+iteration; and the same loop with the rules and the true opponents in place of the model (the control that
+splits any shortfall: learned / exact is the model's share). Every return is the real-env return per
+50-step episode over 5 game seeds × 4 episodes, averaged over the seeds of training with a 95% t-interval.
+Sample efficiency (DESIGN section 4): the real steps a method needs to reach 90% of model-free PPO's final
+return; learning in imagination counts every real step it used, the model's data included, never imagined
+ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from recording import provenance, record
+
+from gridmarl import make_config
+from gridmarl_wm.agents import PPOConfig, make_trainer
+from gridmarl_wm.agents.checkpoint import LoadedPolicy
+from gridmarl_wm.agents.evaluate import policy_returns
+from gridmarl_wm.agents.imagination import ImaginationConfig, learn_in_imagination
+from gridmarl_wm.planning import ci95
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def model_free(
+    out: Path, opponent: str, seed: int, budgets: list[int], num_envs: int
+) -> list[tuple[int, float]]:
+    """(real steps, real return) of model-free PPO after each budget."""
+    trainer = make_trainer(
+        out, opponent=opponent, num_envs=num_envs, ppo=PPOConfig(total_steps=max(budgets), seed=seed)
+    )
+    points = []
+    for b in budgets:
+        trainer.run(progress=False, stop_at=max(1, math.ceil(b / trainer.steps_per_iter)))
+        policy = LoadedPolicy(trainer.net, trainer.env.config, seed=seed)
+        points.append((trainer.env_steps, policy_returns(policy, opponent, range(5), 4).mean))
+    return points
+
+
+def imagination(
+    out: Path, opponent: str, seed: int, args: argparse.Namespace, simulator: str
+) -> list[tuple[int, float]]:
+    cfg = ImaginationConfig(
+        real_steps=args.imagined_real_steps, real_steps_per_iteration=args.real_steps_per_iteration,
+        model_steps=args.model_steps, imagined_steps_per_iteration=args.imagined_steps_per_iteration,
+        horizon=args.horizon, simulator=simulator, seed=seed,
+    )  # fmt: skip
+    lines = learn_in_imagination(out, opponent=opponent, cfg=cfg, model_overrides=json.loads(args.model))
+    return [(line["real_steps"], line["return_mean"]) for line in lines]
+
+
+def steps_to(points: np.ndarray, returns: np.ndarray, target: float) -> float:
+    """The first real-step count whose mean return reaches ``target`` (inf if none)."""
+    hit = np.flatnonzero(returns.mean(0) >= target)
+    return float(points[hit[0]]) if len(hit) else math.inf
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--opponents", nargs="+", default=["greedy"])
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--budgets", type=int, nargs="+", default=[25_000, 50_000, 100_000, 250_000, 1_000_000])
+    p.add_argument("--num-envs", type=int, default=256, help="model-free PPO's games")
+    p.add_argument(
+        "--imagined-real-steps", type=int, default=50_000, help="real steps of learning in imagination"
+    )
+    p.add_argument("--real-steps-per-iteration", type=int, default=10_000)
+    p.add_argument("--model-steps", type=int, default=300)
+    p.add_argument("--imagined-steps-per-iteration", type=int, default=200_000)
+    p.add_argument("--horizon", type=int, default=10)
+    p.add_argument(
+        "--model", default="{}", help='WorldModelConfig fields as JSON, e.g. \'{"decoder": "mixture"}\''
+    )
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default="runs/imagination")
+    p.add_argument("--png", default=str(ROOT / "docs" / "imagination.png"))
+    p.add_argument("--record", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    make_config()  # the default game
+    out = Path(args.out)
+    start = time.perf_counter()
+    rows, curves = [], {}
+    for opp in args.opponents:
+        methods = {"model-free PPO": None, "imagination, learned model": "learned"}
+        if opp != "switching":
+            methods["imagination, exact simulator"] = "exact"
+        results: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name, sim in methods.items():
+            per_seed = []
+            for seed in range(args.seeds):
+                run_dir = out / opp / name.replace(" ", "_").replace(",", "") / f"seed{seed}"
+                if sim is None:
+                    per_seed.append(model_free(run_dir, opp, seed, args.budgets, args.num_envs))
+                else:
+                    per_seed.append(imagination(run_dir, opp, seed, args, sim))
+                print(
+                    f"{opp} {name} seed {seed}: {per_seed[-1]} ({time.perf_counter() - start:.0f} s)",
+                    flush=True,
+                )
+            steps = np.array([s for s, _ in per_seed[0]], dtype=np.float64)
+            results[name] = (steps, np.array([[r for _, r in run] for run in per_seed]))
+        curves[opp] = results
+        final = results["model-free PPO"][1][:, -1].mean()
+        target = 0.9 * final
+        mf_steps = steps_to(*results["model-free PPO"], target)
+        for name, (steps, returns) in results.items():
+            need = steps_to(steps, returns, target)
+            rows.append(
+                f"| {opp} | {name} | " + " / ".join(f"{int(s):,}" for s in steps) + " | "
+                + " / ".join(f"{m:.1f}" for m in returns.mean(0)) + f" | {returns[:, -1].mean():.2f} ± "
+                f"{ci95(returns[:, -1]):.2f} | " + ("not reached" if math.isinf(need) else f"{int(need):,}")
+                + " | " + ("" if math.isinf(need) or math.isinf(mf_steps) else f"{mf_steps / need:.1f}×") + " |"
+            )  # fmt: skip
+        if "imagination, exact simulator" in results:
+            learned = results["imagination, learned model"][1][:, -1].mean()
+            exact = results["imagination, exact simulator"][1][:, -1].mean()
+            rows.append(
+                f"| {opp} | learned / exact at the last point (the model's share) | | | {learned / exact:.3f} | | |"
+            )
+    plot(curves, args.png)
+    table = "\n".join(
+        [
+            provenance(
+                f"{args.seeds} seeds; real-env return per 50-step episode (5 game seeds × 4 episodes per point), mean "
+                f"over training seeds; imagination: {args.imagined_real_steps:,} real steps in outer iterations of "
+                f"{args.real_steps_per_iteration:,}, {args.model_steps} model steps and "
+                f"{args.imagined_steps_per_iteration:,} imagined steps (horizon {args.horizon}) each; model "
+                f"{args.model}. Wall time {time.perf_counter() - start:.0f} s."
+            ),
+            "",
+            "| opponent | method | real steps | return at each | final return | real steps to 90% of model-free final | fewer real steps than model-free |",
+            "|---|---|---|---|---:|---:|---:|",
+            *rows,
+        ]
+    )
+    print(table)
+    if args.record:
+        record("imagination", table, title="Learning in imagination")
+
+
+def plot(curves: dict, png: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4), squeeze=False)
+    for ax, (opp, results) in zip(axes[0], curves.items(), strict=True):
+        for name, (steps, returns) in results.items():
+            mean = returns.mean(0)
+            half = (
+                np.array([ci95(returns[:, i]) for i in range(returns.shape[1])])
+                if len(returns) > 1
+                else 0 * mean
+            )
+            ax.plot(steps, mean, marker="o", label=name)
+            ax.fill_between(steps, mean - half, mean + half, alpha=0.2)
+        ax.set_xscale("log")
+        ax.set_xlabel("real env steps")
+        ax.set_ylabel("real-env return per episode")
+        ax.set_title(f"against {opp} opponents (95% t-intervals)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    print(f"wrote {png}")
+
+
+if __name__ == "__main__":
+    main()
