@@ -38,8 +38,18 @@ def _is_exact(model: Any) -> bool:
 
 
 def _start_observations(model: Any, ego: int, game: GridConfig) -> np.ndarray | None:
-    """The first observations stored with ``model`` at training (``start_obs``), the ego's own where there
-    are any: (N, 5, h, w) uint8, or None when the model carries none."""
+    """The first observations stored with ``model`` at training (``start_obs``) that a plain reset of the
+    ego's imagined game draws from: (N, 5, h, w) uint8, or None when the model carries none.
+
+    They are the ego's own (``start_agent == ego``) where there are any; where there are none (data
+    collected from another player's view only), every stored one is used, whichever player saw it. That
+    fallback is exact, not an approximation: the game's reset puts the players, then the coins colour by
+    colour, on uniformly random free cells, so the reset state's distribution does not change when players
+    are renumbered (with their coins), and an observation is the same function of the state for every
+    observer (self, others, own coins, others' coins, walls). Each player's first observation therefore has
+    the same distribution. It would not hold for a reset that treats players differently (fixed corners);
+    a model of such a game must store the ego's own start observations.
+    """
     starts = getattr(model, "start_obs", None)
     if starts is None or len(starts) == 0:
         return None
@@ -190,7 +200,9 @@ class ImaginedEnv(gym.Env):
         ego: the player whose view is imagined.
         start: where a plain ``reset()`` (no ``options["obs"]``) starts: ``"data"`` (the default) draws one
             of the first observations of the episodes the model was trained on, which training stores with
-            the model (``model.start_obs``, ``model.start_agent``; the ego's own where there are any);
+            the model (``model.start_obs``, ``model.start_agent``): the ego's own where there are any,
+            else the other players' (the game's reset treats players alike, so a first observation has the
+            same distribution whoever sees it);
             ``"real"`` draws a start from the real game's reset instead (the rules, not the model). The
             exact stand-in (:class:`~gridmarl_wm.exact_model.ExactModel`) is the rules, so its data start
             is the real reset.

@@ -262,7 +262,8 @@ def test_info_has_the_real_envs_keys_and_kinds(opponent):
     assert info.keys() == real_info.keys()
     follow_real_policies()
     names = imagined.opponent_policy_names
-    for t in range(1, 12):
+    compared = rewarded = 0
+    for t in range(1, 12 if opponent == "model" else 25):
         obs, _, _, _, real_info = real.step(t % 5)
         _, reward, _, _, info = imagined.step(t % 5)
         assert info.keys() == real_info.keys() and info["t"] == real_info["t"] == t
@@ -272,12 +273,17 @@ def test_info_has_the_real_envs_keys_and_kinds(opponent):
         assert reward == info["rewards"][0]
         if opponent == "model":
             assert info["opponent_policies"] == ["model"]
-        elif not real_info["rewards"].any():
+        elif np.array_equal(info["opponent_actions"], real_info["opponent_actions"]):
+            # same state, same actions: the rules give every player the real reward, coins picked or not
             np.testing.assert_array_equal(info["rewards"], real_info["rewards"])
+            compared += 1
+            rewarded += bool(real_info["rewards"].any())
             if (t - 1) % 3:  # at a switch each env draws the new policy from its own generator
                 np.testing.assert_array_equal(info["opponent_policy_ids"], real_info["opponent_policy_ids"])
         imagined.reset(options={"obs": obs, "t": t})  # resync after any respawn
         follow_real_policies()
+    if opponent != "model":
+        assert compared >= 10 and rewarded >= 1, (compared, rewarded)
 
 
 def test_single_env_other_players_reward_is_sampled_and_three_player_rewards_say_what_is_seen():
@@ -318,3 +324,51 @@ def test_plain_reset_starts_from_the_models_stored_first_observations():
     assert ImaginedEnv(model).reset(seed=0, options={"obs": only[0]})[0].shape == (5, 4, 4)
     with pytest.raises(ValueError, match="start must be"):
         ImaginedEnv(model, start="game")
+
+
+def test_an_ego_without_stored_starts_of_its_own_draws_the_other_players():
+    """Data seen by player 0 only still starts player 1's imagined games (the fallback), and a player's own
+    stored starts are preferred when there are any."""
+    model = tiny(GAME)
+    core = gridmarl.GridCore(GAME)
+    state = gridmarl.State(np.array([[0, 15], [3, 12]]), np.array([[5, 10], [6, 9]]), np.array([0, 0]))
+    views = core.observe(state, (0, 1)).astype(np.uint8)  # (2 states, 2 players, 5, 4, 4)
+    model.start_obs, model.start_agent = views[:, 0], np.array([0, 0])
+    seen = {ImaginedEnv(model, ego=1).reset(seed=seed)[0].astype(np.uint8).tobytes() for seed in range(12)}
+    assert seen == {views[0, 0].tobytes(), views[1, 0].tobytes()}
+    model.start_obs, model.start_agent = np.concatenate([views[:, 0], views[:1, 1]]), np.array([0, 0, 1])
+    seen = {ImaginedEnv(model, ego=1).reset(seed=seed)[0].astype(np.uint8).tobytes() for seed in range(6)}
+    assert seen == {views[0, 1].tobytes()}
+
+
+@pytest.mark.parametrize(
+    "game",
+    [
+        gridmarl.make_config(height=2, width=3, coins_per_agent=1),
+        gridmarl.make_config(layout="...\n.#.\n...", n_agents=3, coins_per_agent=1, view_size=3),
+    ],
+    ids=["2 players full view", "3 players partial view with a wall"],
+)
+def test_every_players_first_observation_has_the_same_distribution(game):
+    """What the fallback above rests on, checked exactly: enumerate every reset the game can draw (each
+    uniform at the middle of each of its equally likely bins) and count each player's first observations."""
+    core = gridmarl.GridCore(game)
+    free = game.height * game.width - len(game.walls)
+    slots = game.n_agents + game.n_agents * game.coins_per_agent
+    grids = [(np.arange(free - j) + 0.5) / (free - j) for j in range(slots)]
+    u = np.stack(np.meshgrid(*grids, indexing="ij"), -1).reshape(-1, slots)
+    obs = core.observe(core.reset(u))  # (resets, players, 5, h, w)
+
+    def counts(player):
+        return sorted(
+            zip(*np.unique(obs[:, player].reshape(len(u), -1), axis=0, return_counts=True), strict=True),
+            key=lambda pair: pair[0].tobytes(),
+        )
+
+    first = counts(0)
+    for player in range(1, game.n_agents):
+        other = counts(player)
+        assert len(other) == len(first)
+        for (a, n), (b, m) in zip(first, other, strict=True):
+            np.testing.assert_array_equal(a, b)
+            assert n == m
