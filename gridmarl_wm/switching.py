@@ -197,8 +197,20 @@ class OpponentNet(nn.Module):
         n_out = N_ACTIONS * (n_types if kind == "types" else 1)
         self.head = nn.Sequential(nn.Linear(head_in, d), nn.ReLU(), nn.Linear(d, n_out))
         self.shape = (h, w)
-        #: ``types``: the switch hazard learned with the heads (by :func:`fit` or :func:`fit_types_em`)
-        self.hazard: float | None = None
+        # ``types``: the switch hazard learned with the heads, NaN until learned; a buffer, so that it is
+        # saved and loaded with the heads by ``state_dict``/``load_state_dict`` (see :attr:`hazard`)
+        self.register_buffer("switch_hazard", torch.tensor(float("nan"), dtype=torch.float64))
+
+    @property
+    def hazard(self) -> float | None:
+        """``types``: the switch hazard learned with the heads (by :func:`fit` or :func:`fit_types_em`), or
+        None before it is learned."""
+        value = float(self.switch_hazard)
+        return None if np.isnan(value) else value
+
+    @hazard.setter
+    def hazard(self, value: float | None) -> None:
+        self.switch_hazard.fill_(float("nan") if value is None else float(value))
 
     def forward(self, obs: torch.Tensor, prev_joint: torch.Tensor | None = None, h0=None):
         """``obs`` (B, T, 5, h, w); ``prev_joint`` (B, T, 2) the previous step's (own, other) actions, -1 at
@@ -263,7 +275,7 @@ def fit(
     other = torch.as_tensor(ep.other)
     prev = torch.as_tensor(prev_joint(ep))
     goal = torch.as_tensor(ep.goal)
-    types = None if type_ids is None else torch.as_tensor(type_ids)
+    types = None if type_ids is None else torch.as_tensor(type_ids).cpu()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     losses = []
     net.train()
@@ -292,7 +304,8 @@ def fit(
         losses.append(loss.item())
     net.eval()
     if net.kind == "types":  # the switch rate the labels show, as the filter's hazard (see TypeFilter)
-        changed = (type_ids[:, 1:] != type_ids[:, :-1]).mean()
+        labels = type_ids.cpu().numpy() if isinstance(type_ids, torch.Tensor) else np.asarray(type_ids)
+        changed = float((labels[:, 1:] != labels[:, :-1]).mean())
         net.hazard = float(min(changed / (1 - 1 / net.n_types), 0.5)) if net.n_types > 1 else 0.0
     return losses
 

@@ -227,3 +227,27 @@ def test_switch_recovery_plot(tmp_path):
     out = tmp_path / "recovery.png"
     plot_switch_recovery({"memoryless": [0.4, 0.4, 0.4], "types": [0.5, 0.3, 0.2]}, out)
     assert out.stat().st_size > 5000
+
+
+@pytest.mark.parametrize("as_tensor", [False, True], ids=["numpy", "torch"])
+def test_fit_sets_the_hazard_from_type_labels_given_as_numpy_or_torch(as_tensor):
+    ep, types = two_type_episodes(E=8, T=50)
+    torch.manual_seed(0)
+    net = OpponentNet(GAME.obs_shape, "types", n_types=2, d=8)
+    fit(net, ep, torch.as_tensor(types) if as_tensor else types, steps=2, batch=4)
+    # 4 changes in 49 steps, each a redraw of one of K = 2 types: (4 / 49) / (1 - 1 / 2)
+    assert net.hazard == pytest.approx((4 / 49) / 0.5)
+
+
+def test_a_types_models_hazard_survives_its_state_dict():
+    torch.manual_seed(0)
+    net = OpponentNet(GAME.obs_shape, "types", n_types=2, d=8)
+    assert net.hazard is None
+    net.hazard = 0.125
+    again = OpponentNet(GAME.obs_shape, "types", n_types=2, d=8)
+    again.load_state_dict(net.state_dict())
+    assert again.hazard == 0.125
+    assert TypeFilterSimulator(tiny_model(GAME), again).hazard == 0.125
+    unset = OpponentNet(GAME.obs_shape, "types", n_types=2, d=8)
+    again.load_state_dict(unset.state_dict())
+    assert again.hazard is None
