@@ -65,6 +65,13 @@ def main() -> None:
         help="against switching opponents, also plan with the types model and its switch filter",
     )
     p.add_argument("--history-only", action="store_true", help="only those rows (and no sweep)")
+    p.add_argument(
+        "--n-types",
+        type=int,
+        default=3,
+        help="types of the unlabelled types model with --history, the one thing it is told (default 3: the "
+        "number of policies a switching opponent switches among)",
+    )
     p.add_argument("--out", default=None)
     p.add_argument("--record", action="store_true", help="write the tables into benchmarks/RESULTS.md")
     args = p.parse_args()
@@ -89,7 +96,7 @@ def main() -> None:
         print(f"[{time.perf_counter() - start:7.1f}s] {opp}: greedy ego {greedy.mean:.2f}", flush=True)
         types_net = None
         if (args.history or args.history_only) and opp == "switching":
-            types_net = fit_types_model(game, data)
+            types_net = fit_types_model(game, data, args.n_types)
         for name in args.planners:
             runs = {"exact + true opponent": ExactSimulator(game, opp, seed=0)}
             if not args.history_only:
@@ -151,14 +158,14 @@ def main() -> None:
         record(key, provenance(note) + "\n\n" + table, title="Model gap")
 
 
-def fit_types_model(game, data) -> OpponentNet:
-    """The unlabelled types opponent model of ``benchmarks/opponent_switching.py`` (three types and their
-    switch hazard fit by EM, no policy labels), on player_0's view of ``data`` (collected in whole
-    episodes)."""
+def fit_types_model(game, data, n_types: int = 3) -> OpponentNet:
+    """The unlabelled types opponent model of ``benchmarks/opponent_switching.py`` (``n_types`` types, the
+    one thing it is told, and their switch hazard fit by EM, no policy labels), on player_0's view of
+    ``data`` (collected in whole episodes)."""
     names = Opponents(gridmarl.GridCore(game), None, ["random", "switching"]).names
     ep = episodes(data, names, game=game)
     torch.manual_seed(0)
-    net = OpponentNet(game.obs_shape, "types", n_types=3)
+    net = OpponentNet(game.obs_shape, "types", n_types=n_types)
     fit_types_em(net, ep, rounds=10, steps_per_round=150)
     return net
 

@@ -12,7 +12,8 @@ for scoring). What each model learns from:
 
 - unlabelled (what the observer sees): the memoryless and recurrent models; goal heads trained on the cell
   where the opponent next picks up a coin (``hindsight_goals``); the types model and its switch hazard fit
-  by EM over a hidden-Markov mixture of policies (``fit_types_em``);
+  by EM over a hidden-Markov mixture of policies (``fit_types_em``). The one thing it is told is the number
+  of types, --n-types (default: the number of policies the opponent switches among, 3);
 - labelled (privileged, from the simulator): goal heads trained on the coin the scripted policy chases
   (``goal_labels``), and the types model trained on the policy id the simulator reports at every step
   (its hazard from the labels' switch rate).
@@ -97,11 +98,16 @@ def detector_stats(detected: np.ndarray, ep) -> dict[str, float]:
     }
 
 
-def train_model(label: str, game, train, pool, fit_steps: int, em_rounds: int) -> tuple[OpponentNet, dict]:
-    """One opponent model of :data:`MODELS`, trained on the episodes ``train``."""
+def train_model(
+    label: str, game, train, pool, fit_steps: int, em_rounds: int, em_types: int | None = None
+) -> tuple[OpponentNet, dict]:
+    """One opponent model of :data:`MODELS`, trained on the episodes ``train``. The EM types model has
+    ``em_types`` types (default: as many as ``pool``, the policies the opponent switches among); the
+    labelled one has one per policy of ``pool``, as its labels say."""
     kind, goal, source = MODELS[label]
     torch.manual_seed(0)
-    net = OpponentNet(game.obs_shape, kind, goal, n_types=len(pool))
+    n_types = em_types if source == "em" and em_types is not None else len(pool)
+    net = OpponentNet(game.obs_shape, kind, goal, n_types=n_types)
     info: dict = {}
     if source == "em":
         history = fit_types_em(net, train, rounds=em_rounds, steps_per_round=max(1, fit_steps // em_rounds))
@@ -123,6 +129,13 @@ def main() -> None:
     p.add_argument("--train-steps", type=int, default=400, help="steps of 128 games of training play")
     p.add_argument("--fit-steps", type=int, default=1500, help="gradient steps per opponent model")
     p.add_argument("--em-rounds", type=int, default=10, help="EM rounds of the unlabelled types model")
+    p.add_argument(
+        "--n-types",
+        type=int,
+        default=None,
+        help="types of the unlabelled (EM) types model, the one thing it is told (default: the number of "
+        "policies the opponent switches among, 3)",
+    )
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.9, 0.6], help="switch detector's")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), metavar="MODEL")
     p.add_argument("--seeds", type=int, default=5)
@@ -132,6 +145,8 @@ def main() -> None:
     p.add_argument("--out", default=None)
     p.add_argument("--record", action="store_true", help="write the tables into benchmarks/RESULTS.md")
     args = p.parse_args()
+    if args.n_types is not None and args.n_types < 1:
+        p.error(f"--n-types must be >= 1, got {args.n_types}")
     torch.set_num_threads(args.threads)
     print("command:", " ".join([sys.executable.split("/")[-1], *sys.argv]))
     print(f"torch {torch.__version__}, python {platform.python_version()}, {platform.machine()}")
@@ -146,19 +161,21 @@ def main() -> None:
         collect(game, CollectConfig(steps=200, num_envs=64, policy=tuple(spec), seed=1)), names, game=game
     )
     pool = np.unique(train.policy)
+    em_types = args.n_types or len(pool)
     report: dict = {
         "types": [names[i] for i in pool],
         "train_episodes": len(train.obs),
         "test_episodes": len(test.obs),
         "fit_steps": args.fit_steps,
         "em_rounds": args.em_rounds,
+        "em_n_types": em_types,
         "thresholds": args.thresholds,
     }
     since = test.steps_since_switch
     scripted = np.isin(test.policy, [names.index(n) for n in ("greedy", "selfish")])
     rows, nets = {}, {}
     for label in args.models:
-        net, info = train_model(label, game, train, pool, args.fit_steps, args.em_rounds)
+        net, info = train_model(label, game, train, pool, args.fit_steps, args.em_rounds, em_types)
         nets[label] = net
         probs, goals, _ = predict_episodes(net, test)
         s = scores(probs, test)
@@ -215,7 +232,10 @@ def main() -> None:
         note = (
             f"Size: {report['train_episodes']:,} training episodes ({args.train_steps} steps x 128 games), "
             f"{report['test_episodes']} test episodes, {args.fit_steps} gradient steps per model (batch 64 "
-            f"episodes; the EM model: {args.em_rounds} rounds sharing them); {report['seconds']:.0f} s in all."
+            f"episodes; the EM model: {args.em_rounds} rounds sharing them); {report['seconds']:.0f} s in all. "
+            f"The unlabelled (EM) types model is given the number of types, {em_types} (--n-types"
+            f"{'' if args.n_types else '; the default: the number of policies the opponent switches among'}), "
+            "the one thing it is told; it learns the types and the switch hazard from play."
         )
         record("opponent_switching", provenance(note) + "\n\n" + table, title="Opponents that switch policy")
 

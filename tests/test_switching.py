@@ -251,3 +251,21 @@ def test_a_types_models_hazard_survives_its_state_dict():
     unset = OpponentNet(GAME.obs_shape, "types", n_types=2, d=8)
     again.load_state_dict(unset.state_dict())
     assert again.hazard is None
+
+
+def test_the_switching_benchmarks_em_model_takes_its_number_of_types_from_the_flag():
+    """The unlabelled types model is told only the number of types (--n-types); the labelled one has one per
+    policy its labels name."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import opponent_switching as bench
+
+    ep, _ = two_type_episodes(E=4, T=12)
+    pool = np.array([0, 1])
+    em = "types + switch filter, unlabelled (EM, hazard learned)"
+    labelled = "types + switch filter, labelled (simulator's policy ids)"
+    assert bench.train_model(em, GAME, ep, pool, 2, 1)[0].n_types == 2  # default: the pool's size
+    assert bench.train_model(em, GAME, ep, pool, 2, 1, em_types=4)[0].n_types == 4
+    assert bench.train_model(labelled, GAME, ep, pool, 2, 1, em_types=4)[0].n_types == 2
