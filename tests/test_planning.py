@@ -1,6 +1,8 @@
 """Planners: they find the coin with the exact simulator, run unchanged on the learned interface, and
 refuse bad budgets; the opponent heads refit to new opponents."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -151,14 +153,43 @@ def test_fit_observation_heads_leaves_the_original_models_modes_alone():
     assert not any(m.training for m in model.modules()) and all(m.training for m in fitted.modules())
 
 
-def test_exact_simulator_samples_from_a_model_that_takes_the_player_index():
-    model = tiny_model(GAME, agent_id=True).eval()
-    for ego in (0, 1):
-        env = GridMARLEnv(opponent="random", ego=ego)
-        env.reset(seed=0)
+class RecordingOpponentModel:
+    """A stand-in opponent model that records what it is asked: the views and the ``agent`` it is given;
+    it answers ``action`` for every opponent (or uniform probabilities without one)."""
+
+    def __init__(self, agent_id: bool, action: int | None = None):
+        self.cfg = SimpleNamespace(agent_id=agent_id)
+        self.action, self.calls = action, []
+
+    def opponent_probs(self, obs, agent=None):
+        self.calls.append((torch.as_tensor(obs).clone(), None if agent is None else torch.as_tensor(agent)))
+        probs = torch.full((len(obs), GAME.n_agents - 1, 5), 0.2)
+        if self.action is not None:
+            probs = torch.nn.functional.one_hot(torch.full(probs.shape[:2], self.action), 5).float()
+        return probs
+
+
+@pytest.mark.parametrize("ego", [0, 1])
+def test_exact_simulator_tells_a_model_that_takes_the_player_index_the_egos(ego):
+    """The opponent model is asked about the ego's view and told it is the ego's (not player 0's), and the
+    others' actions it answers are the ones played."""
+    env = GridMARLEnv(opponent="random", ego=ego)
+    obs, _ = env.reset(seed=0)
+    for agent_id in (True, False):
+        model = RecordingOpponentModel(agent_id, action=3)
         sim = ExactSimulator(GAME, opponent_model=model, seed=0, ego=ego)
-        states, reward, others = sim.step(sim.roots([env]), torch.zeros(1, dtype=torch.long))
-        assert others.shape == (1, 1) and reward.shape == (1,)
+        roots = sim.roots([env])
+        states, reward, others = sim.step(sim.repeat(roots, 2), torch.zeros(2, dtype=torch.long))
+        assert others.tolist() == [[3], [3]] and reward.shape == (2,)
+        ((views, agent),) = model.calls
+        np.testing.assert_array_equal(views.numpy(), np.stack([obs, obs]))
+        if agent_id:
+            assert agent.tolist() == [ego, ego]
+        else:
+            assert agent is None
+    real = tiny_model(GAME, agent_id=True).eval()  # and a real model with a player-index head runs
+    sim = ExactSimulator(GAME, opponent_model=real, seed=0, ego=ego)
+    assert sim.step(sim.roots([env]), torch.zeros(1, dtype=torch.long))[2].shape == (1, 1)
 
 
 def test_t_quantiles_match_tables_beyond_ten_degrees_of_freedom():

@@ -259,10 +259,36 @@ def test_open_loop_on_models_with_known_answers():
     assert expected[0] > 0.1 and expected[-1] < expected[0]
 
 
-def test_open_loop_with_modelled_opponents_runs_a_model_that_takes_the_player_index():
+class StayWithOpponentHead(StayModel):
+    """A "stay" model with an opponent head that takes the player index: it records the ``agent`` it is told and
+    answers action 2 for every opponent; ``sample`` records the others' actions it is fed."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        self.cfg = SimpleNamespace(agent_id=True)
+        self.agents, self.fed = [], []
+
+    def opponent_probs(self, obs, agent=None):
+        self.agents.append(None if agent is None else torch.as_tensor(agent).tolist())
+        return torch.nn.functional.one_hot(torch.full((len(obs), 1), 2), 5).float()
+
+    def sample(self, obs, self_action, other_actions, generator=None, temperature=1.0):
+        self.fed.append(np.asarray(other_actions).tolist())
+        return super().sample(obs, self_action, other_actions, generator, temperature)
+
+
+def test_open_loop_with_modelled_opponents_tells_the_model_it_sees_player_0():
+    """open_loop imagines player_0's view, so a model whose opponent head takes the player index is told 0
+    for every episode at every step, and the others' actions it answers are the ones fed to ``sample``."""
     game = gridmarl.make_config()
-    curves = open_loop(tiny_model(game, agent_id=True), game, episodes=4, horizon=2, modelled_opponents=True)
+    stub = StayWithOpponentHead()
+    curves = open_loop(stub, game, episodes=3, horizon=2, modelled_opponents=True)
     assert len(curves["position_match"]) == 2
+    assert stub.agents == [[0, 0, 0], [0, 0, 0]]
+    assert stub.fed == [[[2], [2], [2]]] * 2
+    curves = open_loop(tiny_model(game, agent_id=True), game, episodes=4, horizon=2, modelled_opponents=True)
+    assert len(curves["position_match"]) == 2  # and a real model with a player-index head runs
 
 
 def test_the_report_lists_the_learned_structure_and_measures_both_ways():
