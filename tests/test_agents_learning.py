@@ -45,12 +45,15 @@ def blind(monkeypatch):
     monkeypatch.setattr(ActorCritic, "forward", ignoring)
 
 
-@pytest.mark.parametrize("mutation", [None, "blind"])
-def test_tiny_ppo_against_stay_beats_the_random_ego(tmp_path, request, mutation):
-    """60k steps against ``stay`` opponents: the learner collects coins; blind to its observation it cannot."""
+@pytest.mark.parametrize(("mutation", "precision"), [(None, "fp32"), (None, "bf16"), ("blind", "auto")])
+def test_tiny_ppo_against_stay_beats_the_random_ego(tmp_path, request, mutation, precision):
+    """60k steps against ``stay`` opponents: the learner collects coins, in either precision; blind to its
+    observation it cannot."""
     if mutation:
         request.getfixturevalue(mutation)
-    ppo = PPOConfig(total_steps=60_000, rollout_steps=16, minibatch_size=512, log_every=100, seed=0)
+    ppo = PPOConfig(
+        total_steps=60_000, rollout_steps=16, minibatch_size=512, log_every=100, seed=0, precision=precision
+    )
     trainer = make_trainer(tmp_path, opponent="stay", num_envs=128, ppo=ppo, hidden=64)
     trainer.run(progress=False)
     learned = policy_returns(load_policy(tmp_path / "policy.pt"), "stay", seeds=(0, 1), episodes=8).mean
@@ -179,21 +182,34 @@ def test_bad_input_is_refused_clearly(tmp_path):
         make_trainer(tmp_path, opponent="wizard")
     with pytest.raises(ValueError, match="minibatch_size must be an integer >= 1"):
         PPOConfig(minibatch_size=0)
+    with pytest.raises(ValueError, match=r"precision must be one of \['auto', 'fp32', 'bf16'\], got 'fp8'"):
+        PPOConfig(precision="fp8")
     with pytest.raises(ValueError, match="num_envs=10 must be divisible by groups=4"):
         make_trainer(tmp_path, num_envs=10, groups=4)
+
+
+# fp32: bfloat16 products of differently split minibatches round differently, and the test asks for equality
+DDP_RUN = {
+    "iterations": 3,
+    "num_envs": 16,
+    "groups": 2,
+    "moa": True,
+    "opponent": "greedy",
+    "precision": "fp32",
+}
 
 
 def _ddp_worker(rank, world, init_file, out):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.set_num_threads(1)
     try:
-        tiny(out, iterations=3, num_envs=16, groups=2, moa=True, opponent="greedy").run(progress=False)
+        tiny(out, **DDP_RUN).run(progress=False)
     finally:
         dist.destroy_process_group()
 
 
 def test_two_processes_match_one(tmp_path):
-    single = tiny(tmp_path / "single", iterations=3, num_envs=16, groups=2, moa=True, opponent="greedy")
+    single = tiny(tmp_path / "single", **DDP_RUN)
     single.run(progress=False)
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), tmp_path / "ddp"), nprocs=2, join=True)
     ddp = read_policy_file(tmp_path / "ddp" / "policy.pt")
@@ -232,7 +248,12 @@ def test_learn_command_and_viewer(tmp_path, capsys):
 @pytest.mark.parametrize("bootstrap", [True, False])
 def test_truncated_episodes_are_bootstrapped_from_their_last_observation(tmp_path, bootstrap):
     ppo = PPOConfig(
-        total_steps=64, rollout_steps=4, minibatch_size=16, gamma=0.9, bootstrap_truncation=bootstrap
+        total_steps=64,
+        rollout_steps=4,
+        minibatch_size=16,
+        gamma=0.9,
+        bootstrap_truncation=bootstrap,
+        precision="fp32",  # the value below is recomputed in float32
     )
     trainer = make_trainer(tmp_path, game={"max_steps": 3}, opponent="greedy", num_envs=4, ppo=ppo, hidden=8)
     seen = []

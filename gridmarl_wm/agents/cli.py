@@ -15,12 +15,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from gridmarl_wm.agents.ppo import PPOConfig
+from gridmarl_wm.agents.ppo import PRECISIONS, PPOConfig
 
 _PPO_FLAGS = (
     "total_steps", "rollout_steps", "epochs", "minibatch_size", "lr", "lr_final", "gamma", "gae_lambda",
     "clip", "value_coef", "entropy_coef", "moa_coef", "goal_coef", "max_grad_norm", "seed", "log_every",
-    "checkpoint_every", "time_budget",
+    "checkpoint_every", "time_budget", "precision",
 )  # fmt: skip
 
 
@@ -84,8 +84,12 @@ def add_learn_parser(sub: Any, add_game_args: Any) -> None:
     defaults = PPOConfig()
     for name in _PPO_FLAGS:
         value = getattr(defaults, name)
-        kind = float if isinstance(value, float) or value is None else int
         flag = "--steps" if name == "total_steps" else "--" + name.replace("_", "-")
+        if isinstance(value, str):
+            choices = PRECISIONS if name == "precision" else None
+            p.add_argument(flag, dest=name, default=value, choices=choices, help=f"default {value}")
+            continue
+        kind = float if isinstance(value, float) or value is None else int
         p.add_argument(flag, dest=name, type=kind, default=value, help=f"default {value}")
     p.add_argument("--hidden", type=int, default=256, help="width of the policy/value trunk")
     p.add_argument("--layers", type=int, default=2)

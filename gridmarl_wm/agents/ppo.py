@@ -28,7 +28,18 @@ import torch.nn.functional as F
 from gridmarl_wm.agents.batched import BatchedGames
 from gridmarl_wm.agents.checkpoint import read_policy_file, save_policy_file
 from gridmarl_wm.agents.losses import gae, next_pickup_cells, ppo_terms
-from gridmarl_wm.agents.policy import ActorCritic, PolicyConfig, sample_actions
+from gridmarl_wm.agents.policy import ActorCritic, PolicyConfig, PolicyOutput, sample_actions
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 matrix products natively (so autocast to it is faster)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return device.type == "cpu" and any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
 class TrainingDiverged(RuntimeError):
@@ -55,6 +66,11 @@ class PPOConfig:
         normalize_advantages: standardise advantages over the whole rollout.
         bootstrap_truncation: bootstrap a truncated episode from V(its last observation) (False treats the
             time limit as the end of the game: kept only to measure what that costs).
+        precision: the network's arithmetic: ``"fp32"``, ``"bf16"`` (bfloat16 autocast of the network's
+            matrix products, float32 weights, optimiser and losses) or ``"auto"`` (bf16 where the device
+            computes it natively: a GPU that supports it, or a CPU with AVX512-BF16 or AMX; fp32 elsewhere,
+            where emulated bf16 would be slower). The same run on machines that choose differently takes
+            slightly different steps.
         seed: the network's initialisation, the minibatch order and the action draws.
         log_every: iterations between metric lines; checkpoint_every: between checkpoints.
         time_budget: stop after this many seconds of training (None: no limit).
@@ -77,6 +93,7 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     normalize_advantages: bool = True
     bootstrap_truncation: bool = True
+    precision: str = "auto"
     seed: int = 0
     log_every: int = 5
     checkpoint_every: int = 50
@@ -98,6 +115,8 @@ class PPOConfig:
             raise ValueError(f"gamma and gae_lambda must lie in [0, 1], got {self.gamma}, {self.gae_lambda}")
         if self.clip <= 0:
             raise ValueError(f"clip must be > 0, got {self.clip}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
 
 
 def _distributed() -> tuple[int, int]:
@@ -151,6 +170,7 @@ class PPOTrainer:
         self.net = ActorCritic(policy_cfg).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, eps=1e-5)
         self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(self.device))
         self.action_rngs = {g: np.random.default_rng([cfg.seed, 7919, g]) for g in env.group_ids}
         self.L = len(env.learners)
         self.N = env.num_envs
@@ -169,6 +189,12 @@ class PPOTrainer:
         self.others_of = torch.as_tensor(others)  # (L, n - 1)
         self.hist: np.ndarray | None = None
         self.episode = _EpisodeStats(self.N, self.L, game.n_agents)
+
+    def _forward(self, x: torch.Tensor, player: torch.Tensor, state: torch.Tensor | None) -> PolicyOutput:
+        """The network on a batch, in the run's precision; outputs always float32."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.net(x, player, state)
+        return PolicyOutput(*(None if t is None else t.float() for t in out))
 
     # ------------------------------------------------------------------ observation history
     def _start(self) -> None:
@@ -198,7 +224,7 @@ class PPOTrainer:
     @torch.no_grad()
     def rollout(self) -> dict[str, torch.Tensor]:
         """Play ``rollout_steps`` steps of every game; returns the rollout's tensors, time-major."""
-        cfg, env, net = self.cfg, self.env, self.net
+        cfg, env = self.cfg, self.env
         if self.hist is None:
             self._start()
         T, B = cfg.rollout_steps, self.N * self.L
@@ -208,7 +234,7 @@ class PPOTrainer:
         for _ in range(T):
             x = self._inputs(self.hist)
             s = self._states(env.state()) if central else None
-            out = net(x, self.player, s)
+            out = self._forward(x, self.player, s)
             a = sample_actions(out.logits.cpu(), self._uniforms())
             a_t = torch.from_numpy(a).to(self.device)
             logps.append(torch.log_softmax(out.logits, -1).gather(1, a_t[:, None]).squeeze(1))
@@ -219,7 +245,7 @@ class PPOTrainer:
             if res.final_obs is not None and cfg.bootstrap_truncation:
                 final_hist = self._push(self.hist, res.final_obs)
                 fs = self._states(res.final_state) if central else None
-                v_final = net(self._inputs(final_hist), self.player, fs).value
+                v_final = self._forward(self._inputs(final_hist), self.player, fs).value
                 r = r + cfg.gamma * v_final * done.float()
             xs.append(x)
             acts.append(a_t)
@@ -237,7 +263,7 @@ class PPOTrainer:
                 rows = np.flatnonzero(res.truncated)
                 self.hist[rows, :, :-1] = 0.0
         last_s = self._states(env.state()) if central else None
-        last_value = net(self._inputs(self.hist), self.player, last_s).value
+        last_value = self._forward(self._inputs(self.hist), self.player, last_s).value
         self.env_steps += T * self.N_global
         batch = {
             "x": torch.stack(xs), "action": torch.stack(acts), "logp": torch.stack(logps),
@@ -332,7 +358,9 @@ class PPOTrainer:
                     idx = t[keep] * B + (e[keep] - mine_lo) * self.L + l[keep]
                 else:
                     idx = gidx
-                out = net(flat["x"][idx], player[idx], flat["state"][idx] if "state" in flat else None)
+                out = self._forward(
+                    flat["x"][idx], player[idx], flat["state"][idx] if "state" in flat else None
+                )
                 logp_all = torch.log_softmax(out.logits, -1)
                 new_logp = logp_all.gather(1, flat["action"][idx][:, None]).squeeze(1)
                 entropy = -(logp_all.exp() * logp_all).sum(-1)
