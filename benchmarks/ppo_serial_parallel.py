@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -33,8 +32,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recording import code_version, provenance, record
 
+from gridmarl_wm.planning import ci95
+
 ROLLOUT = 4000
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 def swapped_axes_gae(gae):
@@ -104,10 +104,9 @@ def binned(curve: list, edges: np.ndarray) -> np.ndarray:
 
 
 def ci(values: np.ndarray) -> tuple[float, float]:
+    """Mean and 95% t half-width of the finite ``values`` (the project's one interval, ``planning.ci95``)."""
     v = values[np.isfinite(values)]
-    if len(v) < 2:
-        return (float(v.mean()) if len(v) else float("nan")), float("nan")
-    return float(v.mean()), T95.get(len(v) - 1, 1.96) * float(v.std(ddof=1)) / math.sqrt(len(v))
+    return (float(v.mean()) if len(v) else float("nan")), ci95(v)
 
 
 def label(r: dict) -> str:
