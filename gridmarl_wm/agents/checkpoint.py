@@ -6,7 +6,6 @@ config, how the games were made, and (for resuming) the optimiser, generators an
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 
 from gridmarl.config import GridConfig, make_config
+from gridmarl_wm.io import atomic_write
 
 POLICY_FORMAT = "gridmarl-wm-policy/1"
 
@@ -22,9 +22,7 @@ def save_policy_file(path: str | Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` (with ``format`` added) atomically: a crash leaves the old file in place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"format": POLICY_FORMAT, **payload}, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save({"format": POLICY_FORMAT, **payload}, f))
 
 
 def read_policy_file(path: str | Path) -> dict[str, Any]:
