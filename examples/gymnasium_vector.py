@@ -9,7 +9,10 @@
 2. The native vector env (``vectorization_mode="vector_entry_point"``) in each of Gymnasium's autoreset
    modes. ``RecordEpisodeStatistics`` reads the mode from ``metadata["autoreset_mode"]``; in ``DISABLED``
    the loop itself resets the games that ended, with ``reset(options={"reset_mask": ...})``.
-3. With ``--model``: ``ImaginedEnv`` (the game played inside a world model) in a ``SyncVectorEnv``.
+3. With ``--model``: ``ImaginedEnv`` (the game played inside a world model) in a ``SyncVectorEnv`` and in
+   an ``AsyncVectorEnv``. An async env is built in its worker process from a function sent there; that
+   function is :class:`ImaginedEnvFactory`, which holds the checkpoint's path and loads the model in the
+   worker, rather than a model pickled whole for every worker.
 
 Every run prints the episodes it finished and their mean return and length.
 """
@@ -97,6 +100,40 @@ def imagined(make_env: Callable[[], gym.Env], num_envs: int, steps: int, seed: i
     return play(gym.vector.SyncVectorEnv([make_env] * num_envs), steps, seed)
 
 
+class ImaginedEnvFactory:
+    """Makes an ``ImaginedEnv`` from a world-model checkpoint; picklable, so it can be sent to
+    ``AsyncVectorEnv``'s workers, each of which loads the model itself.
+
+    Args:
+        model: a checkpoint path, or ``"exact"`` for the exact stand-in (the rules behind the model's
+            interface).
+        opponent: as ``ImaginedEnv``'s (``"model"``: the model's opponent head).
+        max_steps: the episode length, in place of the model's game's (None keeps it).
+        start: as ``ImaginedEnv``'s (``"real"`` for a model that carries no start observations).
+    """
+
+    def __init__(
+        self, model: str, opponent: str = "model", max_steps: int | None = None, start: str = "data"
+    ) -> None:
+        self.model, self.opponent, self.max_steps, self.start = str(model), opponent, max_steps, start
+
+    def __call__(self) -> gym.Env:
+        from gridmarl_wm import ImaginedEnv, WorldModel
+        from gridmarl_wm.exact_model import ExactModel
+
+        model = ExactModel() if self.model == "exact" else WorldModel.load(self.model)
+        game = model.game.as_kwargs()
+        if self.max_steps is not None:
+            game["max_steps"] = self.max_steps
+        return ImaginedEnv(model, opponent=self.opponent, game=game, start=self.start)
+
+
+def imagined_async(make_env: Callable[[], gym.Env], num_envs: int, steps: int, seed: int) -> dict[str, float]:
+    """``make_env``'s envs (e.g. an :class:`ImaginedEnvFactory`'s) in Gymnasium's ``AsyncVectorEnv``, one
+    worker process each."""
+    return play(gym.vector.AsyncVectorEnv([make_env] * num_envs), steps, seed)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -126,6 +163,8 @@ def main(argv: list[str] | None = None) -> dict:
         results["imagined_sync"] = imagined(
             lambda: ImaginedEnv(model, opponent=opponent, game=game), args.num_envs, args.steps, args.seed
         )
+        factory = ImaginedEnvFactory(args.model, opponent, args.max_steps)
+        results["imagined_async"] = imagined_async(factory, args.num_envs, args.steps, args.seed)
     for part, figures in results.items():
         print(part, figures)
     return results

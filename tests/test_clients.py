@@ -195,7 +195,8 @@ def test_tianshou_example_both_players_and_the_imagined_env():
 def test_gymnasium_vector_example():
     """Sync and async vectorizers with FlattenObservation and RecordEpisodeStatistics, the native env in
     every autoreset mode (RecordEpisodeStatistics reads the mode from the metadata: a wrong mode would
-    count 9- or 11-step episodes), and ImaginedEnv in a SyncVectorEnv."""
+    count 9- or 11-step episodes), and ImaginedEnv in a SyncVectorEnv and, built in worker processes, in an
+    AsyncVectorEnv, where it plays the same games."""
     results = example("gymnasium_vector").main(
         ["--num-envs", "3", "--steps", "45", "--max-steps", "10", "--model", "exact"]
     )
@@ -210,13 +211,25 @@ def test_gymnasium_vector_example():
     assert native["NEXT_STEP"]["mean_length"] == native["SAME_STEP"]["mean_length"] == 10
     assert native["DISABLED"]["episodes"] == 12
     assert results["imagined_sync"]["episodes"] == 12 and results["imagined_sync"]["mean_length"] == 10
+    assert results["imagined_async"] == results["imagined_sync"]
 
 
-def test_imagined_env_in_gymnasium_vector_envs_with_a_learned_model():
+def test_imagined_env_in_gymnasium_vector_envs_with_a_learned_model(tmp_path):
+    from dataclasses import asdict
+
+    from gridmarl_wm.checkpoint import game_to_dict, save_checkpoint
+
     module = example("gymnasium_vector")
     model = tiny_world_model()
     figures = module.imagined(lambda: ImaginedEnv(model, game={"max_steps": 5}, start="real"), 2, 11, seed=0)
     assert figures["episodes"] == 4 and figures["mean_length"] == 5
+    # AsyncVectorEnv: each worker process loads the model from its checkpoint and plays the same games
+    ckpt = tmp_path / "model.pt"
+    save_checkpoint(
+        ckpt, {"game": game_to_dict(GAME), "model_config": asdict(model.cfg), "model": model.state_dict()}
+    )
+    factory = module.ImaginedEnvFactory(str(ckpt), max_steps=5, start="real")
+    assert module.imagined_async(factory, 2, 11, seed=0) == figures
     venv = gym.vector.SyncVectorEnv(
         [lambda: ImaginedEnv(model, game={"max_steps": 3}, start="real")] * 2,
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
