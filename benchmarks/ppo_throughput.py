@@ -116,6 +116,8 @@ def main() -> None:
         ours("ours, `learn` defaults: player_0 vs random (1,024 games × 32 steps, 2 epochs of minibatch 8,192, "
              "a 256-wide 2-layer MLP)", R, K,
              opponent="random"),
+        ours("ours, `learn` defaults but `--precision fp32` (no bfloat16 autocast), vs random", R, K,
+             opponent="random", precision="fp32"),
         ours("ours, `learn --opponent greedy` defaults", R, K, opponent="greedy"),
         ours("ours, self-play (both players learn, shared parameters)", R, K, opponent="self"),
         ours("ours, self-play with MOA", R, K, opponent="self", moa=True),

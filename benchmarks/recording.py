@@ -40,7 +40,7 @@ def code_version() -> str:
         commit = subprocess.run(
             ["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
-        code = ["gridmarl", "gridmarl_wm", "benchmarks"]
+        code = ["gridmarl", "gridmarl_wm", "benchmarks/*.py"]  # not RESULTS.md, which recording writes
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no", "--", *code],
             cwd=ROOT,

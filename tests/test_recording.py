@@ -90,6 +90,7 @@ def test_an_edited_benchmark_script_counts_as_changed_code(tmp_path, monkeypatch
 
     (tmp_path / "benchmarks").mkdir()
     (tmp_path / "benchmarks" / "speed.py").write_text("N = 1\n")
+    (tmp_path / "benchmarks" / "RESULTS.md").write_text("# Benchmark results\n")
     (tmp_path / "notes.txt").write_text("not code\n")
     git("init", "-q")
     git("add", ".")
@@ -97,6 +98,7 @@ def test_an_edited_benchmark_script_counts_as_changed_code(tmp_path, monkeypatch
     monkeypatch.setattr(recording, "ROOT", tmp_path)
     assert not recording.code_version().endswith("+changes")
     (tmp_path / "notes.txt").write_text("edited, but not code\n")
+    (tmp_path / "benchmarks" / "RESULTS.md").write_text("what an earlier benchmark recorded\n")
     assert not recording.code_version().endswith("+changes")
     (tmp_path / "benchmarks" / "speed.py").write_text("N = 2\n")
     assert recording.code_version().endswith(" +changes")
