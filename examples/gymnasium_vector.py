@@ -130,8 +130,9 @@ class ImaginedEnvFactory:
 
 def imagined_async(make_env: Callable[[], gym.Env], num_envs: int, steps: int, seed: int) -> dict[str, float]:
     """``make_env``'s envs (e.g. an :class:`ImaginedEnvFactory`'s) in Gymnasium's ``AsyncVectorEnv``, one
-    worker process each."""
-    return play(gym.vector.AsyncVectorEnv([make_env] * num_envs), steps, seed)
+    worker process each. The workers are spawned, not forked: a process forked from one whose torch has
+    started its thread pool can hang in its first torch call."""
+    return play(gym.vector.AsyncVectorEnv([make_env] * num_envs, context="spawn"), steps, seed)
 
 
 def main(argv: list[str] | None = None) -> dict:
