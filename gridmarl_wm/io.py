@@ -8,6 +8,18 @@ with ``os.replace``, so a reader sees either the old file or the whole new one, 
 
 from __future__ import annotations
 
+from typing import Any
+
 from gridmarl.files import atomic_copy, atomic_path, atomic_write, atomic_write_text
 
-__all__ = ["atomic_copy", "atomic_path", "atomic_write", "atomic_write_text"]
+__all__ = ["atomic_copy", "atomic_path", "atomic_write", "atomic_write_text", "plain"]
+
+
+def plain(obj: Any) -> Any:
+    """Configs as plain containers (string keys, lists for tuples): what JSON files and checkpoints hold,
+    and what two configs are compared as."""
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    return obj

@@ -22,7 +22,7 @@ import torch.distributed as dist
 from gridmarl import GridConfig
 from gridmarl_wm.checkpoint import game_to_dict, read_checkpoint, save_checkpoint
 from gridmarl_wm.data import Transitions
-from gridmarl_wm.io import atomic_write, atomic_write_text
+from gridmarl_wm.io import atomic_write, atomic_write_text, plain
 from gridmarl_wm.losses import Batch, LossWeights, world_model_losses
 from gridmarl_wm.mixture_decoder import max_per_cell
 from gridmarl_wm.model import WorldModel, WorldModelConfig
@@ -173,8 +173,8 @@ class Trainer:
         save_checkpoint(self.checkpoint_path, {
             "game": game_to_dict(self.game),
             "model_config": asdict(self.model.cfg),
-            "train_config": _plain(asdict(self.cfg)),
-            "extra_config": _plain(self.extra_config),
+            "train_config": plain(asdict(self.cfg)),
+            "extra_config": plain(self.extra_config),
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
             "generator": self.generator.get_state(),
@@ -200,7 +200,7 @@ class Trainer:
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
-            atomic_write_text(self.out_dir / "config.json", json.dumps(_plain({
+            atomic_write_text(self.out_dir / "config.json", json.dumps(plain({
                 "game": game_to_dict(self.game), "model": asdict(self.model.cfg), "train": asdict(cfg),
                 **self.extra_config,
             }), indent=2))  # fmt: skip
@@ -275,15 +275,6 @@ class Trainer:
             bar.close()
         self.model.eval()
         return last
-
-
-def _plain(obj: Any) -> Any:
-    """Configs as JSON-able plain containers."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def plot_losses(metrics_path: str | Path, out_png: str | Path) -> None:

@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from wm_helpers import eight_deterministic_transitions
 
 import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
@@ -93,15 +94,7 @@ def test_a_briefly_trained_model_beats_an_action_blind_one():
     observations far more probability than the best a model that ignores them could (about 1/4 here,
     four joint actions per start state leading to four different observations)."""
     game = gridmarl.make_config()
-    core = gridmarl.GridCore(game)
-    state = gridmarl.State(np.array([[5, 10], [6, 9]]), np.array([[3, 12], [0, 15]]), np.zeros(2, int))
-    joints = np.array([[0, 0], [1, 2], [2, 3], [4, 1]])  # no coin is reached: every step is deterministic
-    starts = state.take(np.repeat([0, 1], 4))
-    obs = torch.as_tensor(core.observe(starts, (0,))[:, 0])
-    joint = torch.as_tensor(np.tile(joints, (2, 1)))
-    core.step(starts, joint.numpy(), np.zeros((8, 2)))
-    nxt = torch.as_tensor(core.observe(starts, (0,))[:, 0])
-    assert len({bytes(x.numpy()) for x in nxt}) == 8
+    obs, joint, nxt = eight_deterministic_transitions(game)
     torch.manual_seed(0)
     model = WorldModel(WorldModelConfig(decoder="mixture", trunk="mlp", d_model=32, trunk_hidden=32))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)

@@ -6,7 +6,13 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from wm_helpers import GAMES, random_play_structure, random_states, tiny_model
+from wm_helpers import (
+    GAMES,
+    eight_deterministic_transitions,
+    random_play_structure,
+    random_states,
+    tiny_model,
+)
 
 import gridmarl
 from gridmarl_wm.model import FUSIONS, VARIANTS, WorldModel
@@ -163,15 +169,7 @@ def test_a_tiny_model_learns_what_the_actions_do():
     """Two start states, each with four joint actions that lead to four different next observations: a
     model that ignores its actions cannot give each more than about a quarter."""
     game = gridmarl.make_config()
-    core = gridmarl.GridCore(game)
-    state = gridmarl.State(np.array([[5, 10], [6, 9]]), np.array([[3, 12], [0, 15]]), np.zeros(2, int))
-    joints = np.array([[0, 0], [1, 2], [2, 3], [4, 1]])  # no coin is reached: every step is deterministic
-    starts = state.take(np.repeat([0, 1], 4))
-    obs = torch.as_tensor(core.observe(starts, (0,))[:, 0])
-    joint = torch.as_tensor(np.tile(joints, (2, 1)))
-    core.step(starts, joint.numpy(), np.zeros((8, 2)))
-    nxt = torch.as_tensor(core.observe(starts, (0,))[:, 0])
-    assert len({bytes(x.numpy()) for x in nxt}) == 8
+    obs, joint, nxt = eight_deterministic_transitions(game)
     model = tiny_model(game)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(150):

@@ -30,6 +30,22 @@ def tiny_model(game, **overrides) -> WorldModel:
     return WorldModel(cfg)
 
 
+def eight_deterministic_transitions(game) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two start states of the default game, each with four joint actions that reach no coin and lead to
+    four different next observations: observations (8, 5, 4, 4), joint actions (8, 2) and next observations.
+    A model that ignores its actions cannot give each true outcome more than about a quarter."""
+    core = gridmarl.GridCore(game)
+    state = gridmarl.State(np.array([[5, 10], [6, 9]]), np.array([[3, 12], [0, 15]]), np.zeros(2, int))
+    joints = np.array([[0, 0], [1, 2], [2, 3], [4, 1]])
+    starts = state.take(np.repeat([0, 1], 4))
+    obs = torch.as_tensor(core.observe(starts, (0,))[:, 0])
+    joint = torch.as_tensor(np.tile(joints, (2, 1)))
+    core.step(starts, joint.numpy(), np.zeros((8, 2)))
+    nxt = torch.as_tensor(core.observe(starts, (0,))[:, 0])
+    assert len({bytes(x.numpy()) for x in nxt}) == 8
+    return obs, joint, nxt
+
+
 @functools.lru_cache(maxsize=16)
 def random_play_structure(game, games=256, steps=8, seed=0) -> LearnedStructure:
     """The :class:`LearnedStructure` that random play on ``game`` shows (every player's view)."""

@@ -29,6 +29,7 @@ from gridmarl_wm.agents.batched import BatchedGames
 from gridmarl_wm.agents.checkpoint import read_policy_file, save_policy_file
 from gridmarl_wm.agents.losses import gae, next_pickup_cells, ppo_terms
 from gridmarl_wm.agents.policy import ActorCritic, PolicyConfig, PolicyOutput, sample_actions
+from gridmarl_wm.io import plain
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -466,8 +467,8 @@ class PPOTrainer:
         mine = {"game": _game_dict(self.env.config), "policy_config": self.policy_cfg.as_dict(),
                 "ppo_config": asdict(self.cfg), "meta": self.meta}  # fmt: skip
         for key, value in mine.items():
-            if _plain(data[key]) != _plain(value):
-                diff = _diff(_plain(data[key]), _plain(value))
+            if plain(data[key]) != plain(value):
+                diff = _diff(plain(data[key]), plain(value))
                 raise ValueError(f"{path} was made with another {key} ({diff}); refusing to resume")
         if "resume" not in data:
             raise ValueError(f"{path} holds a policy only, nothing to resume from")
@@ -607,14 +608,6 @@ def _arrays(obj: Any) -> Any:
         return {k: _arrays(v) for k, v in obj.items()}
     if isinstance(obj, torch.Tensor):
         return obj.numpy()
-    return obj
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
     return obj
 
 
