@@ -59,24 +59,42 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         FileNotFoundError: no such file.
         ValueError: the file is damaged, not a gridmarl world-model checkpoint, or of another format version.
     """
+    return read_versioned(
+        path, CHECKPOINT_FORMAT, ("game", "model_config", "model"), "world-model", "checkpoint", map_location
+    )
+
+
+def read_versioned(
+    path: str | Path,
+    fmt: str,
+    required: tuple[str, ...],
+    kind: str,
+    missing_name: str,
+    map_location: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Load a ``weights_only`` file and check that it is a complete gridmarl ``kind`` checkpoint of format
+    ``fmt`` holding ``required``; ``missing_name`` names it when the file does not exist.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is damaged, not such a checkpoint, or of another format version.
+    """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise FileNotFoundError(f"no {missing_name} at {path}")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for damaged or unsafe files
         raise ValueError(
-            f"{path} is not a readable gridmarl world-model checkpoint ({type(err).__name__}: {err})"
+            f"{path} is not a readable gridmarl {kind} checkpoint ({type(err).__name__}: {err})"
         ) from None
     if not isinstance(data, dict) or "format" not in data:
-        raise ValueError(f"{path} is not a gridmarl world-model checkpoint (no format field)")
-    if data["format"] != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"{path} has checkpoint format {data['format']!r}; this version reads {CHECKPOINT_FORMAT!r}"
-        )
-    for key in ("game", "model_config", "model"):
+        raise ValueError(f"{path} is not a gridmarl {kind} checkpoint (no format field)")
+    if data["format"] != fmt:
+        raise ValueError(f"{path} has checkpoint format {data['format']!r}; this version reads {fmt!r}")
+    for key in required:
         if key not in data:
-            raise ValueError(f"{path} is missing {key!r}: not a complete world-model checkpoint")
+            raise ValueError(f"{path} is missing {key!r}: not a complete {kind} checkpoint")
     return data
 
 

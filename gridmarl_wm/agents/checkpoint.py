@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from gridmarl.config import GridConfig, make_config
+from gridmarl_wm.checkpoint import read_versioned
 from gridmarl_wm.io import atomic_write
 
 POLICY_FORMAT = "gridmarl-wm-policy/1"
@@ -35,24 +36,9 @@ def read_policy_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / "policy.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"no policy checkpoint at {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for damaged or unsafe files
-        raise ValueError(
-            f"{path} is not a readable gridmarl policy checkpoint ({type(err).__name__}: {err})"
-        ) from None
-    if not isinstance(data, dict) or "format" not in data:
-        raise ValueError(f"{path} is not a gridmarl policy checkpoint (no format field)")
-    if data["format"] != POLICY_FORMAT:
-        raise ValueError(
-            f"{path} has checkpoint format {data['format']!r}; this version reads {POLICY_FORMAT!r}"
-        )
-    for key in ("game", "policy_config", "policy"):
-        if key not in data:
-            raise ValueError(f"{path} is missing {key!r}: not a complete policy checkpoint")
-    return data
+    return read_versioned(
+        path, POLICY_FORMAT, ("game", "policy_config", "policy"), "policy", "policy checkpoint"
+    )
 
 
 class LoadedPolicy:
