@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,9 +83,76 @@ def exhaustive_metrics(
         reward; ``n_states``, ``n_transitions``; ``constraints`` (whether the learned constraints were on);
         ``tv`` (the per-transition array, not JSON-able).
     """
+    return _exhaustive(model, game, sample_states, seed, batch_size, observer, [constraints])[0]
+
+
+def exhaustive_metrics_both_ways(
+    model: WorldModel,
+    game: GridConfig | dict | None = None,
+    sample_states: int | None = None,
+    seed: int = 0,
+    batch_size: int = 16384,
+    observer: int = 0,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """:func:`exhaustive_metrics` with the learned constraints on and off, in one pass over the states:
+    one forward pass and one teacher-forced decoder pass per transition serve both measures (two
+    normalisations of the same logits); only the most likely next observation is decoded twice. Returns
+    (with, without)."""
+    if not getattr(model, "can_constrain", False):
+        raise ValueError("exhaustive_metrics_both_ways: this model has no learned constraints to switch")
+    with_, without = _exhaustive(model, game, sample_states, seed, batch_size, observer, [True, False])
+    return with_, without
+
+
+def _log_probs_ways(
+    model: WorldModel, obs, a_self, a_others, outcomes, source, modes: list[bool | None]
+) -> list[np.ndarray]:
+    """The probability of every outcome under each of ``modes`` (constraints on / off / as set), sharing
+    the network's passes where the model allows it (a pointer decoder with both normalisations)."""
+    both = (
+        len(modes) == 2
+        and set(modes) == {True, False}
+        and hasattr(getattr(model, "decoder", None), "log_probs")
+        and getattr(model, "cfg", None) is not None
+        and model.cfg.variant != "autoencoder"
+    )
+    if not both:
+        out = []
+        for on in modes:
+            with _constraints(model, on):
+                out.append(model.log_prob(obs, a_self, a_others, outcomes, source=source).exp().cpu().numpy())
+        return out
+    with model.constraints(True):
+        obs_t = model._tensor(obs, torch.float32)
+        pred = model(obs_t, model.joint(a_self, a_others), heads=False)
+        src = model._tensor(source, torch.long)
+        target = model._tensor(outcomes, torch.float32)
+        layout = model.cfg.layout
+        tokens = layout.encode(target)
+        lp_on, lp_off = model.decoder.log_probs(pred.feats[src], tokens, obs_t[src])
+        representable = (layout.decode(tokens, model.cfg.obs_shape[1:]) == target).flatten(1).all(1)
+    probs = {
+        True: torch.where(representable, lp_on, -math.inf).exp().cpu().numpy(),
+        False: torch.where(representable, lp_off, -math.inf).exp().cpu().numpy(),
+    }
+    return [probs[on] for on in modes]
+
+
+def _exhaustive(
+    model: WorldModel,
+    game: GridConfig | dict | None,
+    sample_states: int | None,
+    seed: int,
+    batch_size: int,
+    observer: int,
+    modes: list[bool | None],
+) -> list[dict[str, float]]:
     game = make_config(game)
     if game.view_size is not None:
         raise ValueError("exhaustive metrics need a full-view game: a partial view is not the full state")
+    for on in modes:
+        if on is not None and not getattr(model, "can_constrain", False):
+            raise ValueError(f"constraints={on!r}: this model has no learned constraints to switch")
     core = GridCore(game)
     states = reachable_states(game)
     if sample_states is not None and sample_states < states.batch_size:
@@ -93,11 +161,14 @@ def exhaustive_metrics(
     joints = np.array(list(itertools.product(range(5), repeat=game.n_agents)), dtype=np.int64)  # (J, A)
     J = len(joints)
     others = [j for j in range(game.n_agents) if j != observer]
-    tvs, det, rew_ok, rew_err = [], [], [], []
+    acc: list[dict[str, list]] = [{"tv": [], "det": [], "ok": [], "err": []} for _ in modes]
+    used = []
     per_chunk = max(1, batch_size // (J * 4))
     model.eval()
-    with torch.no_grad(), _constraints(model, constraints):
-        used_constraints = bool(getattr(model, "constraints_on", False))
+    with torch.no_grad():
+        for on in modes:
+            with _constraints(model, on):
+                used.append(bool(getattr(model, "constraints_on", False)))
         for sl in _chunks(states.batch_size, per_chunk):
             sub = states.take(sl)
             n = sub.batch_size
@@ -107,28 +178,37 @@ def exhaustive_metrics(
             obs = core.observe(rep, (observer,))[:, 0]
             nxt = core.observe(out.states, (observer,))[:, 0]
             a_self, a_others = joint[:, observer], joint[:, others]
-            tvs.append(distribution_tv(model, obs, a_self, a_others, nxt, out.probs, src))
-            greedy, reward = model.sample(obs, a_self, a_others, temperature=0)
-            match = (torch.as_tensor(nxt) == greedy.cpu()[src]).flatten(1).all(1).numpy()
-            det.append(np.bincount(src, weights=match, minlength=len(obs)) > 0)
             true_reward = np.zeros(len(obs), dtype=np.float32)
             true_reward[src] = out.rewards[:, observer]
-            reward = reward.cpu().numpy()
-            rew_ok.append(reward == true_reward)
-            rew_err.append(np.abs(reward - true_reward))
-    tv = np.concatenate(tvs).clip(0.0, 1.0)
-    return {
-        "tv_mean": float(tv.mean()),
-        "tv_p99": float(np.quantile(tv, 0.99)),
-        "tv_max": float(tv.max()),
-        "det_acc": float(np.concatenate(det).mean()),
-        "reward_acc": float(np.concatenate(rew_ok).mean()),
-        "reward_mae": float(np.concatenate(rew_err).mean()),
-        "n_states": int(states.batch_size),
-        "n_transitions": len(tv),
-        "constraints": used_constraints,
-        "tv": tv,
-    }
+            p_models = _log_probs_ways(model, obs, a_self, a_others, nxt, src, modes)
+            for on, p_model, a in zip(modes, p_models, acc, strict=True):
+                overlap = np.bincount(src, weights=np.minimum(out.probs, p_model), minlength=len(obs))
+                a["tv"].append((1.0 - overlap).clip(0.0, 1.0))
+                with _constraints(model, on):
+                    greedy, reward = model.sample(obs, a_self, a_others, temperature=0)
+                match = (torch.as_tensor(nxt) == greedy.cpu()[src]).flatten(1).all(1).numpy()
+                a["det"].append(np.bincount(src, weights=match, minlength=len(obs)) > 0)
+                reward = reward.cpu().numpy()
+                a["ok"].append(reward == true_reward)
+                a["err"].append(np.abs(reward - true_reward))
+    results = []
+    for a, on_used in zip(acc, used, strict=True):
+        tv = np.concatenate(a["tv"]).clip(0.0, 1.0)
+        results.append(
+            {
+                "tv_mean": float(tv.mean()),
+                "tv_p99": float(np.quantile(tv, 0.99)),
+                "tv_max": float(tv.max()),
+                "det_acc": float(np.concatenate(a["det"]).mean()),
+                "reward_acc": float(np.concatenate(a["ok"]).mean()),
+                "reward_mae": float(np.concatenate(a["err"]).mean()),
+                "n_states": int(states.batch_size),
+                "n_transitions": len(tv),
+                "constraints": on_used,
+                "tv": tv,
+            }
+        )
+    return results
 
 
 def opponent_metrics(model: WorldModel, data, batch_size: int = 8192) -> dict[str, float]:
@@ -244,16 +324,17 @@ def evaluation_report(
     report["constraints"] = on
     report["learned_structure"] = None if structure is None else structure.describe()
     if game.view_size is None:
-        exhaustive = exhaustive_metrics(model, game, sample_states=sample_states, seed=seed)
-        tv = exhaustive.pop("tv")
-        report["exhaustive"] = exhaustive
-        if getattr(model, "can_constrain", False):  # the same model measured the other way too
-            other = exhaustive_metrics(
-                model, game, sample_states=sample_states, seed=seed, constraints=not on
-            )
+        if getattr(model, "can_constrain", False):  # the same model measured both ways, in one pass
+            with_, without = exhaustive_metrics_both_ways(model, game, sample_states=sample_states, seed=seed)
+            exhaustive, other = (with_, without) if on else (without, with_)
+            tv = exhaustive.pop("tv")
             other.pop("tv")
-            with_, without = (exhaustive, other) if on else (other, exhaustive)
+            report["exhaustive"] = exhaustive
             report["exhaustive_both_ways"] = {"with_constraints": with_, "without_constraints": without}
+        else:
+            exhaustive = exhaustive_metrics(model, game, sample_states=sample_states, seed=seed)
+            tv = exhaustive.pop("tv")
+            report["exhaustive"] = exhaustive
         if plots is not None:
             plot_tv_histogram(tv, plots / "tv_histogram.png")
     held_out = collect(game, CollectConfig(steps=100, num_envs=64, policy=policy, seed=seed + 1))

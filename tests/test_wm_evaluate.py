@@ -12,7 +12,12 @@ from wm_helpers import tiny_model
 
 import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
-from gridmarl_wm.evaluate import exhaustive_metrics, open_loop, opponent_metrics
+from gridmarl_wm.evaluate import (
+    exhaustive_metrics,
+    exhaustive_metrics_both_ways,
+    open_loop,
+    opponent_metrics,
+)
 from gridmarl_wm.exact_model import ExactModel
 
 SMALL = gridmarl.make_config(height=2, width=3)  # 480 states x 25 joint actions
@@ -173,6 +178,25 @@ def test_untrained_model_is_far_off_both_ways_and_tv_is_per_transition():
     assert model.constraints_on  # the switch is undone after the measurement
     with pytest.raises(ValueError, match="no learned constraints to switch"):
         exhaustive_metrics(ExactModel(SMALL), SMALL, sample_states=5, constraints=False)
+
+
+def test_both_ways_in_one_pass_equals_two_passes():
+    """The shared-pass measure with and without the learned constraints gives what two separate passes
+    give (the two normalisations of one set of logits are the two models)."""
+    game = gridmarl.make_config()
+    torch.manual_seed(0)
+    model = tiny_model(game).eval()
+    with_, without = exhaustive_metrics_both_ways(model, game, sample_states=30, seed=2)
+    for got, on in ((with_, True), (without, False)):
+        ref = exhaustive_metrics(model, game, sample_states=30, seed=2, constraints=on)
+        assert got["constraints"] is on
+        np.testing.assert_allclose(got.pop("tv"), ref.pop("tv"), atol=1e-5)
+        for k, v in ref.items():
+            assert got[k] == pytest.approx(v, abs=1e-5), k
+    assert with_["det_acc"] != without["det_acc"] or with_["tv_mean"] != without["tv_mean"]
+    assert model.constraints_on
+    with pytest.raises(ValueError, match="no learned constraints to switch"):
+        exhaustive_metrics_both_ways(ExactModel(SMALL), SMALL, sample_states=5)
 
 
 def test_exact_stand_in_samples_the_true_distribution():
