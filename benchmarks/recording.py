@@ -7,7 +7,9 @@ with :func:`provenance` (command, date, machine, library versions, code version)
 
 Benchmarks run as ``python benchmarks/NAME.py``, so they import this module as ``recording``.
 ``python benchmarks/recording.py --sync`` copies every block of RESULTS.md into the README where the README
-has that block's markers (for a block quoted after it was recorded).
+has that block's markers (for a block quoted after it was recorded). ``--take OTHER/RESULTS.md KEY ...``
+copies blocks, as written, from the RESULTS.md of another checkout (a benchmark run from a clean worktree of
+a commit, so that its code version names that commit while work goes on here).
 """
 
 from __future__ import annotations
@@ -151,8 +153,22 @@ def main() -> None:
     parser.add_argument(
         "--sync", action="store_true", help="copy RESULTS.md's blocks into README.md's quotes"
     )
+    parser.add_argument(
+        "--take",
+        nargs="+",
+        metavar=("RESULTS", "KEY"),
+        help="copy the blocks KEY ... (all when none) from another checkout's RESULTS.md",
+    )
     args = parser.parse_args()
-    if args.sync:
+    if args.take:
+        other, *keys = args.take
+        found = blocks(Path(other).read_text())
+        missing = [k for k in keys if k not in found]
+        if missing:
+            raise SystemExit(f"--take: {other} has no block {', '.join(map(repr, missing))}")
+        for key in keys or list(found):
+            record(key, found[key])
+    elif args.sync:
         print("copied:", ", ".join(sync_readme()) or "nothing")
     else:
         parser.print_help()
