@@ -7,8 +7,9 @@ and the learned opponent model; plus the scripted greedy policy playing the ego,
 
 Before planning against an opponent, the model's opponent and value heads are refit on player_0's view of
 64 x 400 steps of play against it (``fit_observation_heads``); the transition model stays as trained.
-The gap is :func:`gridmarl_wm.planning.model_gap`: the ratio of the mean real-env returns (learned / exact,
-the same games), with a 95% delta-method interval over the seeds. Prints markdown tables, writes every
+Every simulator of a row plays the same games (game seeds) with a fresh planner of the same seed
+(:func:`gridmarl_wm.planning.play_paired`). The gap is :func:`gridmarl_wm.planning.model_gap`: the ratio of
+the mean real-env returns (learned / exact), with a 95% delta-method interval over the paired games. Prints markdown tables, writes every
 figure as JSON to --out and, with --record, the tables into benchmarks/RESULTS.md (block ``model_gap``,
 or ``model_gap_history`` with --history-only).
 """
@@ -39,8 +40,9 @@ from gridmarl_wm.planning import (
     LearnedSimulator,
     RandomShooting,
     ScriptedEgo,
-    model_gap,
+    paired_gap,
     play,
+    play_paired,
 )
 from gridmarl_wm.switching import OpponentNet, TypeFilterSimulator, episodes, fit_types_em
 
@@ -106,10 +108,8 @@ def main() -> None:
                 runs["learned, types (unlabelled EM) + switch filter"] = TypeFilterSimulator(
                     model, types_net, seed=0
                 )
-            res = {
-                k: play(planners(0)[name], sim, opp, seeds, args.episodes, game) for k, sim in runs.items()
-            }
-            base = res["exact + true opponent"].seed_means
+            res = play_paired(lambda n=name: planners(0)[n], runs, opp, seeds, args.episodes, game)
+            base = res["exact + true opponent"]
             row[name] = {k: r.as_dict() for k, r in res.items()}
             for key, label in (
                 ("learned", "gap"),
@@ -117,7 +117,7 @@ def main() -> None:
                 ("learned, types (unlabelled EM) + switch filter", "gap_types_filter"),
             ):
                 if key in res:
-                    row[name][label] = model_gap(res[key].seed_means, base)
+                    row[name][label] = paired_gap(res[key], base)
             print(
                 f"[{time.perf_counter() - start:7.1f}s] {opp} / {name}: "
                 + ", ".join(f"{k} {r.mean:.2f}" for k, r in res.items()),
@@ -177,7 +177,7 @@ def _ci(r: dict) -> str:
 def markdown(report: dict) -> str:
     lines = [
         "| opponent | planner | exact sim + true opponent | exact sim + learned opponent | learned sim | "
-        "gap (mean learned / mean exact) | decisions/s (learned) |",
+        "gap (mean learned / mean exact, over the paired games) | decisions/s (learned) |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for opp, row in report["opponents"].items():

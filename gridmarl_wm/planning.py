@@ -464,6 +464,7 @@ class PlayResult:
         return {
             "mean": self.mean,
             "ci95": self.ci95,
+            "returns": self.returns.tolist(),
             "seed_means": self.seed_means.tolist(),
             "decisions_per_s": self.decisions_per_s,
         }
@@ -480,18 +481,19 @@ def ci95(values: np.ndarray) -> float:
 def model_gap(learned: np.ndarray, exact: np.ndarray) -> tuple[float, float]:
     """The model gap of DESIGN section 4 and the half-width of its 95% interval.
 
-    ``learned`` and ``exact`` (S,) are per-seed mean real-env returns of one planner planning with the
-    learned simulator and with the exact one, on the same games (paired seeds). The gap is the ratio of
-    the means, mean(learned) / mean(exact); its interval is the delta-method one for a ratio of paired
-    means, t(0.975, S - 1) * sd(learned - gap * exact) / (sqrt(S) * mean(exact)). NaN when the exact
-    mean is not positive (a ratio of returns then says nothing) or, for the interval, with fewer than
-    two seeds.
+    ``learned`` and ``exact`` (n,) are paired real-env returns of one planner planning with the learned
+    simulator and with the exact one: per episode, where pair i is the same game (game seed and planner
+    seed) played both ways (:func:`play_paired`), or per-seed means of such episodes. The gap is the ratio
+    of the means, mean(learned) / mean(exact); its interval is the delta-method one for a ratio of paired
+    means, t(0.975, n - 1) * sd(learned - gap * exact) / (sqrt(n) * mean(exact)), so whatever the two runs
+    of a pair share cancels. NaN when the exact mean is not positive (a ratio of returns then says nothing)
+    or, for the interval, with fewer than two pairs.
     """
     learned = np.asarray(learned, dtype=np.float64)
     exact = np.asarray(exact, dtype=np.float64)
     if learned.shape != exact.shape or learned.ndim != 1:
         raise ValueError(
-            f"learned and exact must be per-seed means of the same shape (S,), got {learned.shape} and "
+            f"learned and exact must be paired returns of the same shape (n,), got {learned.shape} and "
             f"{exact.shape}"
         )
     den = exact.mean() if len(exact) else float("nan")
@@ -503,6 +505,17 @@ def model_gap(learned: np.ndarray, exact: np.ndarray) -> tuple[float, float]:
     residual = learned - gap * exact
     half = t_quantile(0.975, len(learned) - 1) * residual.std(ddof=1) / (math.sqrt(len(learned)) * den)
     return gap, float(half)
+
+
+def paired_gap(learned: PlayResult, exact: PlayResult) -> tuple[float, float]:
+    """:func:`model_gap` of two :func:`play_paired` runs, each episode a pair (the games are independent
+    of one another; the two runs of one game share its seed)."""
+    if learned.returns.shape != exact.returns.shape:
+        raise ValueError(
+            f"paired runs must have the same (seeds, episodes), got {learned.returns.shape} and "
+            f"{exact.returns.shape}"
+        )
+    return model_gap(learned.returns.ravel(), exact.returns.ravel())
 
 
 def t_quantile(p: float, dof: int) -> float:
@@ -616,3 +629,24 @@ def play(
             progress(t + 1, cfg.max_steps)
     seconds = time.perf_counter() - start
     return PlayResult(returns.reshape(len(seeds), episodes), seconds, len(envs) * cfg.max_steps)
+
+
+def play_paired(
+    make_planner: Any,
+    sims: dict[str, Any],
+    opponent: Any = "random",
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    episodes: int = 4,
+    game: GridConfig | dict | None = None,
+    switch_every: int = 10,
+) -> dict[str, PlayResult]:
+    """:func:`play` once per simulator in ``sims`` on paired episodes: the same games (game seeds
+    ``1000 * seed + e``: the same starts, and the same opponents' and respawn draws for as long as the
+    ego's actions agree) and a fresh planner from ``make_planner()`` for each (the same planner seed).
+    Only the simulator differs between the runs; :func:`paired_gap` compares them game by game."""
+    if not callable(make_planner):
+        raise TypeError(f"make_planner must be a callable returning a fresh planner, got {make_planner!r}")
+    return {
+        name: play(make_planner(), sim, opponent, seeds, episodes, game, switch_every)
+        for name, sim in sims.items()
+    }

@@ -20,7 +20,9 @@ from gridmarl_wm.planning import (
     LearnedSimulator,
     RandomShooting,
     ScriptedEgo,
+    paired_gap,
     play,
+    play_paired,
 )
 
 GAME = gridmarl.make_config()
@@ -110,6 +112,54 @@ def test_play_reports_returns_with_confidence_intervals():
     assert greedy.mean > rand.mean + 5  # about 17 against about 0
     planned = play(RandomShooting(64, 4), ExactSimulator(GAME, "random"), "random", seeds=[0], episodes=2)
     assert planned.mean > rand.mean + 5 and planned.decisions == 2 * GAME.max_steps
+
+
+def test_paired_play_gives_each_simulator_the_same_games_and_planner_seed():
+    """Two runs on the same simulator and seeds are one run twice (the pairing leaves nothing else free);
+    a planner reused instead of made afresh would not be, and a simulator that ignores the game loses."""
+    seeds = [0, 1]
+
+    def make():
+        return RandomShooting(32, 3, seed=5)
+
+    runs = play_paired(
+        make,
+        {"a": ExactSimulator(GAME, "random", seed=1), "b": ExactSimulator(GAME, "random", seed=1)},
+        "random",
+        seeds,
+        episodes=2,
+    )
+    np.testing.assert_array_equal(runs["a"].returns, runs["b"].returns)
+    assert paired_gap(runs["a"], runs["b"]) == (pytest.approx(1.0), pytest.approx(0.0, abs=1e-12))
+    shared = make()  # one planner object for both runs: its generator runs on, the pairs differ
+    again = [play(shared, ExactSimulator(GAME, "random", seed=1), "random", seeds, 2) for _ in range(2)]
+    assert not np.array_equal(again[0].returns, again[1].returns)
+    blind = play_paired(
+        make,
+        {"exact": ExactSimulator(GAME, "random", seed=1), "stay": LearnedSimulator(StayWorld(), seed=1)},
+        "random",
+        seeds,
+        episodes=2,
+    )
+    gap, half = paired_gap(blind["stay"], blind["exact"])
+    assert gap + half < 0.9  # planning in a world where nothing moves plays badly
+    with pytest.raises(TypeError, match="make_planner"):
+        play_paired(make(), {"a": ExactSimulator(GAME)}, "random", seeds, 1)
+    with pytest.raises(ValueError, match="same"):
+        paired_gap(runs["a"], play(make(), ExactSimulator(GAME), "random", [0], 1))
+
+
+class StayWorld:
+    """A world model that predicts that nothing ever changes and nobody is ever rewarded."""
+
+    device = torch.device("cpu")
+
+    def sample(self, obs, self_action, other_actions, generator=None, temperature=1.0):
+        obs = torch.as_tensor(obs)
+        return obs.clone(), torch.zeros(obs.shape[0])
+
+    def opponent_probs(self, obs, agent=None):
+        return torch.full((obs.shape[0], 1, 5), 0.2)
 
 
 def test_planner_arguments_are_checked():
