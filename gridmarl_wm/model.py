@@ -256,25 +256,38 @@ class PointerDecoder(nn.Module):
         self.query = nn.Linear(d, f)
         self.eos = nn.Linear(d, 1)
 
+    def cell_tables(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What every position reads from the transition features, made once per batch: the cells'
+        features (B, V, f) that queries are scored against, and the input projection of every token's cell
+        (B, V + 2, d; EOS and BOS name no cell, so theirs is the projection of zeros)."""
+        B, f = feats.shape[:2]
+        cells = feats.flatten(2).transpose(1, 2)  # (B, V, f)
+        padded = torch.cat([cells, cells.new_zeros(B, 2, f)], dim=1)
+        return cells, self.cell_in(padded)
+
     def logits(
-        self, feats: torch.Tensor, prev: torch.Tensor, h0: torch.Tensor | None = None, start: int = 0
+        self,
+        feats: torch.Tensor,
+        prev: torch.Tensor,
+        h0: torch.Tensor | None = None,
+        start: int = 0,
+        tables: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Unmasked logits (B, P, V + 1) for positions ``start .. start + P - 1`` whose previous tokens are
         ``prev`` (B, P), and the GRU state after them. ``feats`` (B, f, h, w); ``h0`` continues an earlier
-        call that ended at position ``start``."""
-        B, f = feats.shape[:2]
-        cells = feats.flatten(2).transpose(1, 2)  # (B, V, f)
-        padded = torch.cat([cells, cells.new_zeros(B, 2, f)], dim=1)  # EOS and BOS name no cell
+        call that ended at position ``start``; ``tables``: :meth:`cell_tables` of ``feats``, when a caller
+        steps through the positions one by one (made here otherwise)."""
+        cells, cell_emb = self.cell_tables(feats) if tables is None else tables
         P = prev.shape[1]
         x = (
             self.tok(prev)
             + self.pos[start : start + P]
-            + self.cell_in(padded.gather(1, prev[..., None].expand(-1, -1, f)))
+            + cell_emb.gather(1, prev[..., None].expand(-1, -1, cell_emb.shape[-1]))
         )
         if h0 is None:
             h0 = self.context(feats)[None]
         y, h = self.rnn(x, h0.contiguous())
-        scores = torch.einsum("bpf,bvf->bpv", self.query(y), cells)
+        scores = torch.bmm(self.query(y), cells.transpose(1, 2))
         return torch.cat([scores, self.eos(y)], dim=-1), h
 
     @staticmethod
@@ -320,12 +333,14 @@ class PointerDecoder(nn.Module):
         device = feats.device
         tokens = torch.full((B, L), layout.eos, dtype=torch.long, device=device)
         logp_total = torch.zeros(B, device=device)
-        slot = layout.slot_of()
+        slot = layout.slot_of().tolist()
         prepared = None if self.structure is None else layout.prepare(self.structure, current, device)
+        tables = self.cell_tables(feats)
+        bos = torch.full((B,), layout.bos, device=device)
         h = None
         for p in range(L):
-            prev = tokens[:, p - 1] if slot[p] > 0 else torch.full((B,), layout.bos, device=device)
-            logits, h = self.logits(feats, prev[:, None], h, start=p)
+            prev = tokens[:, p - 1] if slot[p] > 0 else bos
+            logits, h = self.logits(feats, prev[:, None], h, start=p, tables=tables)
             allowed = layout.allowed(prev, p, tokens, current, self.structure, prepared)
             logp = self._masked(logits[:, 0], allowed)
             if temperature == 0:

@@ -129,6 +129,26 @@ def test_the_learned_loop_runs_and_counts_real_steps(tmp_path):
     assert (tmp_path / "model" / "iteration1" / "checkpoint.pt").exists()
 
 
+@pytest.mark.parametrize("preset", ["GridMARL-Partial-v0", "GridMARL-8x8-4P-Partial-v0"])
+def test_the_learned_loop_runs_egocentric_on_partial_views_and_four_players(tmp_path, preset):
+    """Partial views and more players: the model learns player_0's window, imagination runs from it (the
+    others' actions from the model's opponent head), and the policy plays the real game."""
+    from gridmarl.config import PRESETS
+
+    game = make_config(PRESETS[preset])
+    cfg = ImaginationConfig(
+        real_steps=512, real_steps_per_iteration=512, real_envs=32, model_steps=10, model_batch=64,
+        imagined_steps_per_iteration=1024, imagined_envs=64, horizon=4, eval_seeds=1, eval_episodes=1,
+    )  # fmt: skip
+    line = learn_in_imagination(tmp_path, game=game, opponent="random", cfg=cfg)[-1]
+    assert line["real_steps"] == 512 and line["imagined_steps"] >= 1024
+    assert np.isfinite(line["return_mean"])
+    from gridmarl_wm.model import WorldModel
+
+    model = WorldModel.load(tmp_path / "model" / "iteration0" / "checkpoint.pt")
+    assert model.cfg.obs_shape == game.obs_shape and model.cfg.n_agents == game.n_agents
+
+
 def test_example_runs_both_simulators(tmp_path):
     import subprocess
     import sys
