@@ -212,7 +212,7 @@ def cmd_planners(args) -> None:
         ExactSimulator,
         LearnedSimulator,
         RandomShooting,
-        model_gap,
+        paired_gap,
         play,
     )
 
@@ -236,7 +236,7 @@ def cmd_planners(args) -> None:
             learned = play(
                 make(seed=0), LearnedSimulator(fitted, seed=0), "random", seeds, args.episodes, game
             )
-            gap = model_gap(learned.seed_means, exact[planner_name].seed_means)
+            gap = paired_gap(learned, exact[planner_name])  # the same games and planner seed
             rows.append({
                 "decoder": name, "planner": planner_name, "decisions_per_s": learned.decisions_per_s,
                 "exact_decisions_per_s": exact[planner_name].decisions_per_s, "return": learned.mean,

@@ -185,7 +185,7 @@ def _difference(planner, greedy) -> dict[str, float]:
 
 def _findings(plan: dict[str, Any], width: float = 0.05) -> list[str]:
     """What the planning table does not settle, in words."""
-    wide, straddle, not_better = [], [], []
+    wide, straddle, below, not_better = [], [], [], []
     for opp, row in plan.items():
         for name, r in row.items():
             if "learned" not in r:
@@ -195,6 +195,8 @@ def _findings(plan: dict[str, Any], width: float = 0.05) -> list[str]:
                 wide.append(f"{name} vs {opp} (±{h:.2f})")
             if h == h and g - h <= 1 <= g + h:
                 straddle.append(f"{name} vs {opp}")
+            elif h == h and g + h < 1:
+                below.append(f"{name} vs {opp} ({g:.3f} ± {h:.3f})")
             for sim in ("learned", "exact"):
                 d = r[sim]["vs_greedy"]
                 if not d["mean"] - d["ci95"] > 0:
@@ -213,6 +215,11 @@ def _findings(plan: dict[str, Any], width: float = 0.05) -> list[str]:
         lines.append(
             f"- Gaps whose interval contains 1 (no measurable difference between planning in the learned "
             f"and in the exact simulator): {', '.join(straddle)}."
+        )
+    if below:
+        lines.append(
+            f"- Gaps whose interval lies below 1 (planning in the learned simulator measurably worse than in "
+            f"the exact one): {', '.join(below)}."
         )
     if not_better:
         lines.append(

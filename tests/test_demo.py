@@ -41,3 +41,25 @@ def test_quick_demo(tmp_path, capsys):
     assert "What this table does not settle" in text  # 4 games cannot give a gap to within 0.05
     for png in ("losses.png", "tv_histogram.png", "open_loop.png", "predictions.png"):
         assert (out / png).stat().st_size > 5000
+
+
+def test_findings_name_what_the_table_does_not_settle():
+    from gridmarl_wm.demo import _findings
+
+    def row(gap, half, diff):
+        side = {"vs_greedy": {"mean": diff, "ci95": 1.0}}
+        return {"learned": side, "exact": side, "gap": gap, "gap_ci95": half}
+
+    plan = {
+        "greedy": {
+            "greedy ego (no planning)": {"mean": 16.0, "ci95": 1.0},
+            "A": row(1.2, 0.03, 3.0),  # settled: tight, above 1, beats greedy
+            "B": row(0.8, 0.1, 0.5),  # wide, below 1, not above greedy
+        }
+    }
+    text = "\n".join(_findings(plan))
+    assert "B vs greedy (±0.10)" in text and "A vs greedy" not in text.split("Gaps whose")[0]
+    assert "lies below 1" in text and "B vs greedy (0.800 ± 0.100)" in text
+    assert "contains 1" not in text  # neither interval contains 1
+    assert "B with the learned simulator vs greedy (+0.50 ± 1.00)" in text
+    assert "A with" not in text
