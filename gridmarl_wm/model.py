@@ -333,7 +333,7 @@ class PointerDecoder(nn.Module):
         device = feats.device
         tokens = torch.full((B, L), layout.eos, dtype=torch.long, device=device)
         logp_total = torch.zeros(B, device=device)
-        slot = layout.slot_of().tolist()
+        slot = [j for m in layout.max_count for j in range(m + 1)]  # slot_of() without a tensor
         prepared = None if self.structure is None else layout.prepare(self.structure, current, device)
         tables = self.cell_tables(feats)
         bos = torch.full((B,), layout.bos, device=device)
