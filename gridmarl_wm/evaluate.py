@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,12 @@ def distribution_tv(
             ``source[m]`` (M,) and has true probability ``probs[m]`` (M,); each transition's sum to 1.
     """
     p_model = model.log_prob(obs, self_action, other_actions, outcomes, source=source).exp().cpu().numpy()
-    overlap = np.bincount(source, weights=np.minimum(probs, p_model), minlength=len(obs))
+    return _overlap_tv(p_model, probs, source, len(obs))
+
+
+def _overlap_tv(p_model: np.ndarray, probs: np.ndarray, source: np.ndarray, n: int) -> np.ndarray:
+    """(n,) 1 - sum over each transition's known outcomes of min(p_true, p_model)."""
+    overlap = np.bincount(source, weights=np.minimum(probs, p_model), minlength=n)
     return (1.0 - overlap).clip(0.0, 1.0)
 
 
@@ -104,38 +108,19 @@ def exhaustive_metrics_both_ways(
     return with_, without
 
 
-def _log_probs_ways(
+def _outcome_probs(
     model: WorldModel, obs, a_self, a_others, outcomes, source, modes: list[bool | None]
 ) -> list[np.ndarray]:
-    """The probability of every outcome under each of ``modes`` (constraints on / off / as set), sharing
-    the network's passes where the model allows it (a pointer decoder with both normalisations)."""
-    both = (
-        len(modes) == 2
-        and set(modes) == {True, False}
-        and hasattr(getattr(model, "decoder", None), "log_probs")
-        and getattr(model, "cfg", None) is not None
-        and model.cfg.variant != "autoencoder"
-    )
-    if not both:
-        out = []
-        for on in modes:
-            with _constraints(model, on):
-                out.append(model.log_prob(obs, a_self, a_others, outcomes, source=source).exp().cpu().numpy())
-        return out
-    with model.constraints(True):
-        obs_t = model._tensor(obs, torch.float32)
-        pred = model(obs_t, model.joint(a_self, a_others), heads=False)
-        src = model._tensor(source, torch.long)
-        target = model._tensor(outcomes, torch.float32)
-        layout = model.cfg.layout
-        tokens = layout.encode(target)
-        lp_on, lp_off = model.decoder.log_probs(pred.feats[src], tokens, obs_t[src])
-        representable = (layout.decode(tokens, model.cfg.obs_shape[1:]) == target).flatten(1).all(1)
-    probs = {
-        True: torch.where(representable, lp_on, -math.inf).exp().cpu().numpy(),
-        False: torch.where(representable, lp_off, -math.inf).exp().cpu().numpy(),
-    }
-    return [probs[on] for on in modes]
+    """The model's probability of every outcome under each of ``modes`` (constraints on / off / as set);
+    with and without from one pass where both are asked for."""
+    if modes == [True, False]:
+        both = model.log_prob_both_ways(obs, a_self, a_others, outcomes, source=source)
+        return [lp.exp().cpu().numpy() for lp in both]
+    out = []
+    for on in modes:
+        with _constraints(model, on):
+            out.append(model.log_prob(obs, a_self, a_others, outcomes, source=source).exp().cpu().numpy())
+    return out
 
 
 def _exhaustive(
@@ -162,13 +147,11 @@ def _exhaustive(
     J = len(joints)
     others = [j for j in range(game.n_agents) if j != observer]
     acc: list[dict[str, list]] = [{"tv": [], "det": [], "ok": [], "err": []} for _ in modes]
-    used = []
+    as_set = bool(getattr(model, "constraints_on", False))
+    used = [as_set if on is None else on for on in modes]
     per_chunk = max(1, batch_size // (J * 4))
     model.eval()
     with torch.no_grad():
-        for on in modes:
-            with _constraints(model, on):
-                used.append(bool(getattr(model, "constraints_on", False)))
         for sl in _chunks(states.batch_size, per_chunk):
             sub = states.take(sl)
             n = sub.batch_size
@@ -180,10 +163,9 @@ def _exhaustive(
             a_self, a_others = joint[:, observer], joint[:, others]
             true_reward = np.zeros(len(obs), dtype=np.float32)
             true_reward[src] = out.rewards[:, observer]
-            p_models = _log_probs_ways(model, obs, a_self, a_others, nxt, src, modes)
+            p_models = _outcome_probs(model, obs, a_self, a_others, nxt, src, modes)
             for on, p_model, a in zip(modes, p_models, acc, strict=True):
-                overlap = np.bincount(src, weights=np.minimum(out.probs, p_model), minlength=len(obs))
-                a["tv"].append((1.0 - overlap).clip(0.0, 1.0))
+                a["tv"].append(_overlap_tv(p_model, out.probs, src, len(obs)))
                 with _constraints(model, on):
                     greedy, reward = model.sample(obs, a_self, a_others, temperature=0)
                 match = (torch.as_tensor(nxt) == greedy.cpu()[src]).flatten(1).all(1).numpy()

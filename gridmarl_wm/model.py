@@ -562,6 +562,24 @@ class WorldModel(nn.Module):
         return self.decoder.log_probs(pred.feats, self.cfg.layout.encode(target), obs)
 
     # ------------------------------------------------------------------ public calls
+    def _candidates(self, obs, self_action, other_actions, next_obs, source):
+        """The decoder's inputs for scoring candidates: features and current observations, one row per
+        candidate, and the candidates themselves (``obs`` in the autoencoder diagnostic)."""
+        obs = self._tensor(obs, torch.float32)
+        feats = self(obs, self.joint(self_action, other_actions)).feats
+        if source is not None:
+            src = self._tensor(source, torch.long)
+            feats, obs = feats[src], obs[src]
+        target = obs if self.cfg.variant == "autoencoder" else self._tensor(next_obs, torch.float32)
+        return feats, obs, target
+
+    def _tokens(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``target``'s token sequences and whether they write it exactly (a channel over its capacity
+        does not: the model gives it probability 0)."""
+        layout = self.cfg.layout
+        tokens = layout.encode(target)
+        return tokens, (layout.decode(tokens, self.cfg.obs_shape[1:]) == target).flatten(1).all(1)
+
     @torch.no_grad()
     def log_prob(self, obs, self_action, other_actions, next_obs, source=None) -> torch.Tensor:
         """Exact log-probability the model gives ``next_obs`` (``obs`` itself in the autoencoder
@@ -570,20 +588,26 @@ class WorldModel(nn.Module):
         Without ``source``: one next observation per transition, (B,). With ``source`` (M,) ints: ``next_obs``
         holds M candidates, candidate m of transition ``source[m]`` (the model runs once per transition).
         """
-        obs = self._tensor(obs, torch.float32)
-        pred = self(obs, self.joint(self_action, other_actions))
-        feats = pred.feats
-        if source is not None:
-            src = self._tensor(source, torch.long)
-            feats, obs = feats[src], obs[src]
-        target = obs if self.cfg.variant == "autoencoder" else self._tensor(next_obs, torch.float32)
+        feats, obs, target = self._candidates(obs, self_action, other_actions, next_obs, source)
         if self.cfg.decoder == "mixture":  # -inf already for what it cannot express
             return self.decoder.log_prob(feats, target)
-        layout = self.cfg.layout
-        tokens = layout.encode(target)
+        tokens, representable = self._tokens(target)
         lp = self.decoder.log_prob(feats, tokens, obs)
-        representable = (layout.decode(tokens, self.cfg.obs_shape[1:]) == target).flatten(1).all(1)
         return torch.where(representable, lp, torch.full_like(lp, -math.inf))
+
+    @torch.no_grad()
+    def log_prob_both_ways(
+        self, obs, self_action, other_actions, next_obs, source=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`log_prob` with the learned constraints applied and without them, from one forward and
+        one decoder pass (two normalisations of the same logits), whatever the model is set to."""
+        if not self.can_constrain:
+            raise ValueError("this model has no learned constraints to switch")
+        feats, obs, target = self._candidates(obs, self_action, other_actions, next_obs, source)
+        tokens, representable = self._tokens(target)
+        with self.constraints(True):
+            lp_on, lp_off = self.decoder.log_probs(feats, tokens, obs)
+        return tuple(torch.where(representable, lp, torch.full_like(lp, -math.inf)) for lp in (lp_on, lp_off))
 
     @torch.no_grad()
     def sample(
