@@ -22,7 +22,8 @@ def main() -> None:
         raise SystemExit("needs a CUDA device")
     game = gridmarl.make_config()
     data = collect(game, CollectConfig(steps=20, num_envs=64, seed=0))
-    decoders = {"pointer": {}, "mixture": {"decoder": "mixture", "trunk": "mlp", "fusion": "film"}}
+    decoders = {"pointer": {}, "mixture": {"decoder": "mixture", "trunk": "mlp", "fusion": "film"},
+                "mixture-no-scorer": {"decoder": "mixture", "trunk": "mlp", "fusion": "film", "mixture_scorer": 0}}  # fmt: skip
     for name, spec in decoders.items():
         model = WorldModel(model_config_for(game, data, **spec)).cuda().eval()
         sim = ImaginedSimulator(model, generator=torch.Generator(device="cuda").manual_seed(0))

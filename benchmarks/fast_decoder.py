@@ -1,10 +1,12 @@
-"""The mixture decoder against the pointer decoder (issue "fast imagination"): the same data and training
-budget, then fidelity against the exact rules, imagined steps per second beside the real vector env, how
-both scale with the grid and the number of objects, and the planners on each model.
+"""The mixture decoder (with and without its cell scorer) against the pointer decoder (issue "fast
+imagination"): the same data and training budget, then fidelity against the exact rules, imagined steps per
+second beside the real vector env, how they scale with the grid and the number of objects, and the planners
+on each model.
 
     python benchmarks/fast_decoder.py train --decoder pointer --steps 3000 --out runs/fast
     python benchmarks/fast_decoder.py train --decoder mixture --steps 3000 --out runs/fast
-    python benchmarks/fast_decoder.py speed --out runs/fast          # both checkpoints, and the scaling
+    python benchmarks/fast_decoder.py train --decoder mixture-no-scorer --steps 3000 --out runs/fast
+    python benchmarks/fast_decoder.py speed --out runs/fast          # every checkpoint, and the scaling
     python benchmarks/fast_decoder.py planners --out runs/fast       # decisions/s and the model gap
     python benchmarks/fast_decoder.py record --out runs/fast         # the tables into RESULTS.md
 
@@ -36,10 +38,12 @@ from gridmarl_wm.io import atomic_write_text
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
 
-# The two decoders as the issue compares them: each with the trunk that suits it.
+# The decoders as the issue compares them, each with the trunk that suits it; the mixture decoder with its
+# cell scorer (the default) and without it (what the scorer buys).
 DECODERS = {
     "pointer": {"decoder": "pointer", "trunk": "conv"},
-    "mixture": {"decoder": "mixture", "trunk": "mlp", "fusion": "film"},
+    "mixture": {"decoder": "mixture", "trunk": "mlp", "fusion": "film", "mixture_scorer": 16},
+    "mixture-no-scorer": {"decoder": "mixture", "trunk": "mlp", "fusion": "film", "mixture_scorer": 0},
 }
 # The games of the scaling table: (name, game kwargs).
 GAMES = [
@@ -282,12 +286,14 @@ def cmd_record(args) -> None:
                   "next observation and reward), median of repeated runs, beside the real vector env in the same run:",
                   "", "| what | steps/s |", "|---|---:|"]  # fmt: skip
         lines += [f"| {r['what']} | {r['per_s']:,.0f} |" for r in speed["rows"]]
+        names = [n for n in DECODERS if n in speed["scaling"][0]]
         lines += ["", f"Scaling (untrained models of the same sizes: the same computation), batch {speed['batch']:,}:",
-                  "", "| game | cells | objects in an observation (walls too) | pointer tokens | pointer steps/s | mixture steps/s | real env "
-                  "steps/s |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+                  "", "| game | cells | objects in an observation (walls too) | pointer tokens | "
+                  + " | ".join(f"{n} steps/s" for n in names) + " | real env steps/s |",
+                  "|---|---:|---:|---:|" + "---:|" * (len(names) + 1)]  # fmt: skip
         for s in speed["scaling"]:
-            lines.append(f"| {s['game']} | {s['cells']} | {s['objects']} | {s['tokens']} | {s['pointer']:,.0f} | "
-                         f"{s['mixture']:,.0f} | {s['real']:,.0f} |")  # fmt: skip
+            lines.append(f"| {s['game']} | {s['cells']} | {s['objects']} | {s['tokens']} | "
+                         + " | ".join(f"{s[n]:,.0f}" for n in names) + f" | {s['real']:,.0f} |")  # fmt: skip
         lines.append(
             f"\nSpeed run: {speed['provenance'].splitlines()[0]}; {speed['provenance'].splitlines()[2]}"
         )

@@ -42,6 +42,7 @@ def model_config_from_dict(d: dict[str, Any]) -> WorldModelConfig:
             d[key] = tuple(d[key])
     if d.get("structure") is not None:
         d["structure"] = LearnedStructure.from_dict(d["structure"])
+    d.setdefault("mixture_scorer", 0)  # saved before the mixture decoder had a cell scorer
     return WorldModelConfig(**d)
 
 

@@ -100,7 +100,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
     torch.manual_seed(args.seed)
     architecture = {"variant": args.variant, "fusion": args.fusion, "agent_id": args.agent_id}
-    architecture |= {"decoder": args.decoder, "trunk": args.trunk}
+    architecture |= {"decoder": args.decoder, "trunk": args.trunk, "mixture_scorer": args.mixture_scorer}
     constraints = not args.no_constraints
     model = WorldModel(model_config_for(game, data, constraints=constraints, **architecture))
     trainer = Trainer(model, data, game, cfg, args.out, extra_config={"data": str(args.data)})
@@ -182,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--decoder", default="pointer", choices=["pointer", "mixture"],
         help="pointer: token by token; mixture: channel by channel (fast, see gridmarl_wm.mixture_decoder)",
+    )  # fmt: skip
+    p.add_argument(
+        "--mixture-scorer", type=int, default=16,
+        help="--decoder mixture: width of its cell scorer, shared by every cell (0: none)",
     )  # fmt: skip
     p.add_argument(
         "--trunk",

@@ -22,6 +22,7 @@ from gridmarl.config import N_ACTIONS, check_action
 from gridmarl.frames import RENDER_FPS, RENDER_MODES, FrameRenderer
 from gridmarl.gym_env import observation_space
 from gridmarl.opponents import BUILTIN_POLICIES, DEFAULT_SWITCH_POOL, Opponents
+from gridmarl_wm.sampling import categorical
 
 # An opponent of the batched simulator: the ego's observations (B, 5, h, w) -> others' actions (B, n - 1).
 TensorOpponent = Callable[[torch.Tensor], torch.Tensor]
@@ -153,8 +154,7 @@ class ImaginedSimulator:
             return probs.argmax(-1)
         if self.temperature != 1:
             probs = (probs.clamp_min(1e-30).log() / self.temperature).softmax(-1)
-        flat = probs.reshape(-1, N_ACTIONS)
-        return torch.multinomial(flat, 1, generator=self.generator).reshape(probs.shape[:2])
+        return categorical(probs, self.generator)
 
     @torch.no_grad()
     def step(

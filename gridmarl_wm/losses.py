@@ -30,17 +30,25 @@ class Batch:
 class LossWeights:
     """Weights of the loss terms (0 switches a head off). ``unconstrained`` weighs the next observation's
     NLL without the learned constraints, added while they are on so that the model stays right when they
-    are switched off."""
+    are switched off. ``features_alone`` weighs, for the first ``features_alone_until`` of training (a
+    fraction of its steps), the next observation's NLL under a mixture decoder's feature components alone
+    (with a cell scorer; see ``MixtureDecoder.log_probs``)."""
 
     reward: float = 1.0
     value: float = 0.1
     opponent: float = 0.1
     aux: float = 1.0
     unconstrained: float = 1.0
+    features_alone: float = 0.3
+    features_alone_until: float = 0.2
 
 
 def world_model_losses(
-    model: WorldModel, batch: Batch, weights: LossWeights, forward: torch.nn.Module | None = None
+    model: WorldModel,
+    batch: Batch,
+    weights: LossWeights,
+    forward: torch.nn.Module | None = None,
+    progress: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """Named loss terms and their weighted sum ``total``.
 
@@ -48,16 +56,20 @@ def world_model_losses(
     the autoencoder diagnostic), as the model decodes it; ``obs_nll_unconstrained``: the same without its
     learned constraints (only while they are on); ``reward``: cross-entropy over reward values; ``value``: squared error to
     r + gamma * V(o') (V(o') not differentiated); ``opponent``: cross-entropy of the others' actions;
-    ``aux``: latent consistency and VQ terms. ``forward`` runs the forward pass instead of ``model`` (a
-    DistributedDataParallel wrapper of it).
+    ``aux``: latent consistency and VQ terms; ``obs_nll_features_alone`` (a mixture decoder with a cell
+    scorer, while ``progress``, the fraction of training done, is below ``weights.features_alone_until``).
+    ``forward`` runs the forward pass instead of ``model`` (a DistributedDataParallel wrapper of it).
     """
     cfg = model.cfg
     pred = (forward or model)(batch.obs, batch.joint, batch.next_obs, batch.agent)
     target = batch.obs if cfg.variant == "autoencoder" else batch.next_obs
-    logp, logp_free = model.decode_log_probs(pred, batch.obs, target)
+    alone = bool(weights.features_alone) and progress < weights.features_alone_until
+    logp, second = model.decode_log_probs(pred, batch.obs, target, features_alone=alone)
     terms = {"obs_nll": -logp.mean()}
-    if logp_free is not None:
-        terms["obs_nll_unconstrained"] = -logp_free.mean()
+    if second is not None:
+        terms[
+            "obs_nll_features_alone" if cfg.decoder == "mixture" else "obs_nll_unconstrained"
+        ] = -second.mean()
     terms["reward"] = F.cross_entropy(pred.reward_logits, batch.reward_class)
     with torch.no_grad():
         v_next = model.value_head(model.obs_summary(batch.next_obs)).squeeze(1)
@@ -71,5 +83,6 @@ def world_model_losses(
         + weights.opponent * terms["opponent"]
         + weights.aux * terms["aux"]
         + weights.unconstrained * terms.get("obs_nll_unconstrained", 0.0)
+        + weights.features_alone * terms.get("obs_nll_features_alone", 0.0)
     )
     return terms

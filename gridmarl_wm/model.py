@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gridmarl_wm.mixture_decoder import build_mixture_decoder, build_trunk, check_config
+from gridmarl_wm.sampling import categorical
 from gridmarl_wm.tokens import N_CHANNELS, LearnedStructure, TokenLayout
 
 N_ACTIONS = 5
@@ -75,6 +76,8 @@ class WorldModelConfig:
             (set from data, see ``mixture_decoder.max_per_cell``).
         mixture_components: components per channel of the ``mixture`` decoder (0: cells + 1).
         mixture_hidden: width of its per-channel hidden layers.
+        mixture_scorer: width of its cell scorer's hidden layer, one set of weights shared by every cell (0:
+            no cell scorer; a checkpoint saved before the scorer existed loads with 0; see ``MixtureDecoder``).
         trunk_hidden: units of the ``mlp`` trunk's first layer, channels of the ``local`` trunk's cells
             (0: 256 and 32).
     """
@@ -99,6 +102,7 @@ class WorldModelConfig:
     max_per_cell: tuple[int, ...] = (1, 1, 1, 1, 1)
     mixture_components: int = 0
     mixture_hidden: int = 64
+    mixture_scorer: int = 16
     trunk_hidden: int = 0
 
     def __post_init__(self) -> None:
@@ -346,9 +350,7 @@ class PointerDecoder(nn.Module):
             if temperature == 0:
                 choice = logp.argmax(-1)
             else:
-                choice = torch.multinomial((logp / temperature).softmax(-1), 1, generator=generator).squeeze(
-                    1
-                )
+                choice = categorical((logp / temperature).softmax(-1), generator)
             tokens[:, p] = choice
             logp_total += logp.gather(1, choice[:, None]).squeeze(1)
         return tokens, logp_total
@@ -364,6 +366,7 @@ class Prediction:
     opponent_logits: torch.Tensor | None  # (B, n_agents - 1, 5) the others' actions at o_t
     aux_loss: torch.Tensor  # () latent consistency and VQ terms (0 for direct)
     codes: torch.Tensor | None = None  # (B, groups) chosen codes (vq)
+    cells: torch.Tensor | None = None  # (B, V, F) per-cell inputs of a mixture decoder's cell scorer
 
 
 class WorldModel(nn.Module):
@@ -499,7 +502,11 @@ class WorldModel(nn.Module):
         cfg = self.cfg
         aux = obs.new_zeros(())
         codes = None
-        if cfg.variant == "direct":
+        cells = None
+        scored = cfg.decoder == "mixture" and cfg.mixture_scorer > 0
+        if scored and hasattr(getattr(self, "trunk", None), "with_cells"):
+            feats, cells = self.trunk.with_cells(obs, joint)
+        elif cfg.variant == "direct":
             feats = self.trunk(obs, joint)
         else:
             z, aux, codes = self._encode(obs)
@@ -516,6 +523,8 @@ class WorldModel(nn.Module):
                     target, aux_next, _ = self._encode(next_obs)
                     aux = aux + aux_next + F.mse_loss(z_next, target.detach())
             feats = self.unflatten(z_next)
+        if scored and cells is None:  # the cell scorer reads the observation's counts at each cell
+            cells = obs.flatten(2).transpose(1, 2)
         value, opponent_logits = self.observation_heads(obs, agent) if heads else (None, None)
         return Prediction(
             feats=feats,
@@ -524,6 +533,7 @@ class WorldModel(nn.Module):
             opponent_logits=opponent_logits,
             aux_loss=aux,
             codes=codes,
+            cells=cells,
         )
 
     def observation_heads(
@@ -548,17 +558,21 @@ class WorldModel(nn.Module):
     def decode_log_prob(self, pred: Prediction, obs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(B,) log-probability of ``target`` observations under the decoder, given a forward pass."""
         if self.cfg.decoder == "mixture":
-            return self.decoder.log_prob(pred.feats, target)
+            return self.decoder.log_prob(pred.feats, target, pred.cells)
         tokens = self.cfg.layout.encode(target)
         return self.decoder.log_prob(pred.feats, tokens, obs)
 
     def decode_log_probs(
-        self, pred: Prediction, obs: torch.Tensor, target: torch.Tensor
+        self, pred: Prediction, obs: torch.Tensor, target: torch.Tensor, features_alone: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B,) :meth:`decode_log_prob`, and (B,) the same without the learned constraints where the decoder
-        gives it and they are on (else None)."""
-        if not hasattr(self.decoder, "log_probs"):
-            return self.decode_log_prob(pred, obs, target), None
+        """(B,) :meth:`decode_log_prob`, and (B,) a second log-probability from the same pass where the decoder
+        gives one (else None): the pointer decoder's without the learned constraints (while they are on);
+        with ``features_alone``, a mixture decoder's under its features' components alone (with a cell
+        scorer, see ``MixtureDecoder.log_probs``)."""
+        if self.cfg.decoder == "mixture":
+            if features_alone and self.cfg.mixture_scorer:
+                return self.decoder.log_probs(pred.feats, target, pred.cells)
+            return self.decoder.log_prob(pred.feats, target, pred.cells), None
         return self.decoder.log_probs(pred.feats, self.cfg.layout.encode(target), obs)
 
     # ------------------------------------------------------------------ public calls
@@ -566,12 +580,14 @@ class WorldModel(nn.Module):
         """The decoder's inputs for scoring candidates: features and current observations, one row per
         candidate, and the candidates themselves (``obs`` in the autoencoder diagnostic)."""
         obs = self._tensor(obs, torch.float32)
-        feats = self(obs, self.joint(self_action, other_actions)).feats
+        pred = self(obs, self.joint(self_action, other_actions), heads=False)
+        feats, cells = pred.feats, pred.cells
         if source is not None:
             src = self._tensor(source, torch.long)
             feats, obs = feats[src], obs[src]
+            cells = None if cells is None else cells[src]
         target = obs if self.cfg.variant == "autoencoder" else self._tensor(next_obs, torch.float32)
-        return feats, obs, target
+        return feats, obs, target, cells
 
     def _tokens(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``target``'s token sequences and whether they write it exactly (a channel over its capacity
@@ -588,9 +604,9 @@ class WorldModel(nn.Module):
         Without ``source``: one next observation per transition, (B,). With ``source`` (M,) ints: ``next_obs``
         holds M candidates, candidate m of transition ``source[m]`` (the model runs once per transition).
         """
-        feats, obs, target = self._candidates(obs, self_action, other_actions, next_obs, source)
+        feats, obs, target, cells = self._candidates(obs, self_action, other_actions, next_obs, source)
         if self.cfg.decoder == "mixture":  # -inf already for what it cannot express
-            return self.decoder.log_prob(feats, target)
+            return self.decoder.log_prob(feats, target, cells)
         tokens, representable = self._tokens(target)
         lp = self.decoder.log_prob(feats, tokens, obs)
         return torch.where(representable, lp, torch.full_like(lp, -math.inf))
@@ -603,7 +619,7 @@ class WorldModel(nn.Module):
         one decoder pass (two normalisations of the same logits), whatever the model is set to."""
         if not self.can_constrain:
             raise ValueError("this model has no learned constraints to switch")
-        feats, obs, target = self._candidates(obs, self_action, other_actions, next_obs, source)
+        feats, obs, target, _ = self._candidates(obs, self_action, other_actions, next_obs, source)
         tokens, representable = self._tokens(target)
         with self.constraints(True):
             lp_on, lp_off = self.decoder.log_probs(feats, tokens, obs)
@@ -623,15 +639,14 @@ class WorldModel(nn.Module):
         obs = self._tensor(obs, torch.float32)
         pred = self(obs, self.joint(self_action, other_actions), heads=False)
         if self.cfg.decoder == "mixture":
-            nxt = self.decoder.sample(pred.feats, generator, temperature)
+            nxt = self.decoder.sample(pred.feats, generator, temperature, pred.cells)
         else:
             tokens, _ = self.decoder.sample(pred.feats, obs, generator, temperature)
             nxt = self.cfg.layout.decode(tokens, self.cfg.obs_shape[1:])
         if temperature == 0:
             r_idx = pred.reward_logits.argmax(-1)
         else:
-            probs = (pred.reward_logits / temperature).softmax(-1)
-            r_idx = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            r_idx = categorical((pred.reward_logits / temperature).softmax(-1), generator)
         return nxt, self.reward_table[r_idx]
 
     @torch.no_grad()

@@ -221,7 +221,9 @@ class Trainer:
             for group in self.opt.param_groups:
                 group["lr"] = self.lr_at(self.step)
             # forward passes go through the DDP wrapper (when there is one) so gradients are averaged
-            terms = world_model_losses(self.model, self.next_batch(), cfg.weights, forward=self.net)
+            terms = world_model_losses(
+                self.model, self.next_batch(), cfg.weights, forward=self.net, progress=self.step / cfg.steps
+            )
             loss = terms["total"]
             if not torch.isfinite(loss):
                 raise TrainingDiverged(

@@ -12,11 +12,13 @@ from wm_helpers import eight_deterministic_transitions
 import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.imagine import ImaginedSimulator
-from gridmarl_wm.mixture_decoder import max_per_cell
+from gridmarl_wm.losses import LossWeights, world_model_losses
+from gridmarl_wm.mixture_decoder import MixtureDecoder, max_per_cell
 from gridmarl_wm.model import WorldModel, WorldModelConfig
 from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
 
-TINY = {"obs_shape": (5, 1, 2), "max_count": (2, 2, 2, 2, 2), "d_model": 16, "mixture_hidden": 8}
+TINY = {"obs_shape": (5, 1, 2), "max_count": (2, 2, 2, 2, 2), "d_model": 16, "mixture_hidden": 8,
+        "mixture_scorer": 4}  # fmt: skip
 
 
 def _tiny(**overrides) -> WorldModel:
@@ -35,17 +37,19 @@ def _every_observation(levels: list[int]) -> torch.Tensor:
     "overrides",
     [
         {},
+        {"mixture_scorer": 0},
         {"fusion": "film"},
         {"trunk": "local", "fusion": "film"},
         {"trunk": "local"},
         {"trunk": "conv", "features": 4},
         {"trunk": "conv", "variant": "latent", "latent": 8},
     ],
-    ids=["mlp", "mlp-film", "local-film", "local", "conv", "latent"],
+    ids=["mlp", "mlp-no-scorer", "mlp-film", "local-film", "local", "conv", "latent"],
 )
 def test_log_prob_sums_to_one_and_sampling_matches_it(overrides):
     """Every observation of a tiny grid enumerated (channel 1 holds up to two objects per cell): the
-    probabilities sum to 1, and sample frequencies match exp(log_prob)."""
+    probabilities sum to 1 (those of the features' components alone too), and sample frequencies match
+    exp(log_prob)."""
     model = _tiny(max_per_cell=(1, 2, 1, 1, 1), **overrides)
     outcomes = _every_observation([2, 3, 2, 2, 2])
     M = len(outcomes)
@@ -53,6 +57,13 @@ def test_log_prob_sums_to_one_and_sampling_matches_it(overrides):
     a, others = torch.tensor([3]), torch.tensor([[1]])
     p = model.log_prob(obs.expand(M, -1, -1, -1), a.expand(M), others.expand(M, 1), outcomes).exp()
     assert abs(float(p.sum()) - 1.0) < 1e-5
+    pred = model(obs.expand(M, -1, -1, -1), model.joint(a.expand(M), others.expand(M, 1)), heads=False)
+    full, alone = model.decode_log_probs(pred, obs.expand(M, -1, -1, -1), outcomes, features_alone=True)
+    assert torch.allclose(full.exp(), p, atol=1e-6)
+    if model.cfg.mixture_scorer:
+        assert abs(float(alone.exp().sum()) - 1.0) < 1e-5 and not torch.allclose(alone, full)
+    else:
+        assert alone is None
     # an observation outside the decoder's range (3 in channel 1, 2 in channel 0, a fraction) has p = 0
     bad = outcomes[:3].clone()
     bad[0, 1, 0, 0], bad[1, 0, 0, 1], bad[2, 2, 0, 0] = 3.0, 2.0, 0.5
@@ -72,6 +83,56 @@ def test_log_prob_sums_to_one_and_sampling_matches_it(overrides):
     # Pearson's chi-square over all outcomes (about 26 expected draws each): mean M - 1, sd sqrt(2 (M - 1))
     chi2 = float(((counts - expected) ** 2 / expected).sum())
     assert chi2 < (M - 1) + 6 * np.sqrt(2 * (M - 1)), chi2
+
+
+def test_the_cell_scorer_shares_its_weights_across_cells():
+    """The cells' own components are scored from each cell's inputs alone, one set of weights for every
+    cell: permuting the cells permutes their logits, and cells with the same inputs get the same logit (so an
+    object spread evenly over cells that look alike needs no per-cell tuning)."""
+    torch.manual_seed(0)
+    dec = MixtureDecoder(8, (5, 2, 3), (1, 1, 1, 1, 1), components=7, hidden=8, scorer=4)
+    V = 6
+    feats, cells = torch.randn(3, 8), torch.randn(3, V, 5 + 2)  # inputs and the planes of channels 0 and 1
+    cells[:, 4] = cells[:, 1]
+    rest = dec._context(feats)
+    rest = dec._after(dec._after(rest, 0, torch.zeros(3, V)), 1, torch.zeros(3, V))
+    g = torch.relu(rest[:, 0, : dec.hidden])
+    logits = dec._mixture_logits(2, rest, g, cells)
+    assert logits.shape == (3, V + 7)
+    own = logits[:, :V]
+    assert torch.allclose(own[:, 4], own[:, 1]) and not torch.allclose(own[:, 0], own[:, 1])
+    perm = torch.tensor([3, 0, 5, 1, 2, 4])
+    assert torch.allclose(dec._mixture_logits(2, rest, g, cells[:, perm])[:, :V], own[:, perm], atol=1e-6)
+    # the features' components that start on a cell get its score too; the features' last one does not
+    no_scores = dec.mixture[2](g) + rest[:, 0, dec.hidden : dec.hidden + 7]
+    assert torch.allclose(logits[:, V : 2 * V], no_scores[:, :V] + own, atol=1e-6)
+    assert torch.allclose(logits[:, -1], no_scores[:, -1])
+    with pytest.raises(ValueError, match="cells"):
+        dec._mixture_logits(2, rest, g, None)
+
+
+def test_the_features_alone_term_is_trained_only_at_first(tmp_path):
+    """With a cell scorer the loss adds the features' components alone for the first part of training (see
+    ``MixtureDecoder.log_probs``), and not after; without a scorer never."""
+    game = gridmarl.make_config()
+    data = collect(game, CollectConfig(steps=4, num_envs=8, seed=0))
+    for scorer in (16, 0):
+        model = WorldModel(
+            model_config_for(game, data, decoder="mixture", trunk="mlp", mixture_scorer=scorer)
+        )
+        trainer = Trainer(model, data, game, TrainConfig(steps=10, batch_size=16), tmp_path / str(scorer))
+        batch, weights = trainer.next_batch(), LossWeights(features_alone=0.5, features_alone_until=0.2)
+        early = world_model_losses(model, batch, weights, progress=0.1)
+        late = world_model_losses(model, batch, weights, progress=0.2)
+        assert "obs_nll_features_alone" not in late
+        assert torch.allclose(late["obs_nll"], early["obs_nll"])
+        if scorer:
+            extra = early["obs_nll_features_alone"]
+            assert torch.allclose(early["total"], late["total"] + 0.5 * extra)
+            off = world_model_losses(model, batch, LossWeights(features_alone=0.0), progress=0.0)
+            assert "obs_nll_features_alone" not in off
+        else:
+            assert "obs_nll_features_alone" not in early
 
 
 def test_temperature_zero_takes_the_most_likely_component_and_cells():
@@ -152,11 +213,18 @@ def _step_twice(model, device):
     return sim, obs, actions
 
 
-@pytest.mark.parametrize("decoder", ["mixture", "pointer"])
+MODELS = {
+    "mixture": {"decoder": "mixture", "trunk": "mlp"},
+    "mixture-no-scorer": {"decoder": "mixture", "trunk": "mlp", "mixture_scorer": 0},
+    "pointer": {},
+}
+
+
+@pytest.mark.parametrize("decoder", list(MODELS))
 def test_an_imagined_step_makes_no_host_round_trip(monkeypatch, decoder):
     """On any device: once warm, a step reads no value back to the host (``item``, ``tolist``, ``numpy``,
     ``cpu``) and builds no tensor from host data (``torch.tensor``), the calls that synchronise a GPU."""
-    kwargs = {"decoder": "mixture", "trunk": "mlp"} if decoder == "mixture" else {}
+    kwargs = MODELS[decoder]
     model = WorldModel(WorldModelConfig(**kwargs, d_model=32, features=8)).eval()
     sim, obs, actions = _step_twice(model, "cpu")
 
@@ -175,9 +243,9 @@ def test_an_imagined_step_makes_no_host_round_trip(monkeypatch, decoder):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("decoder", ["mixture", "pointer"])
+@pytest.mark.parametrize("decoder", list(MODELS))
 def test_an_imagined_step_makes_no_host_synchronisation_on_a_gpu(decoder):
-    kwargs = {"decoder": "mixture", "trunk": "mlp"} if decoder == "mixture" else {}
+    kwargs = MODELS[decoder]
     model = WorldModel(WorldModelConfig(**kwargs)).cuda().eval()
     sim, obs, actions = _step_twice(model, "cuda")
     torch.cuda.synchronize()
