@@ -60,7 +60,10 @@ def imagination(
         model_steps=args.model_steps, imagined_steps_per_iteration=args.imagined_steps_per_iteration,
         horizon=args.horizon, simulator=simulator, seed=seed,
     )  # fmt: skip
-    lines = learn_in_imagination(out, opponent=opponent, cfg=cfg, model_overrides=json.loads(args.model))
+    resume = args.resume and (out / "imagination_state.pt").exists()  # a run that was interrupted goes on
+    lines = learn_in_imagination(
+        out, opponent=opponent, cfg=cfg, model_overrides=json.loads(args.model), resume=resume
+    )
     return [(line["real_steps"], line["return_mean"]) for line in lines]
 
 
@@ -90,6 +93,9 @@ def main() -> None:
     p.add_argument("--out", default="runs/imagination")
     p.add_argument("--png", default=str(ROOT / "docs" / "imagination.png"))
     p.add_argument("--record", action="store_true")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the imagination runs an interrupted run left in --out"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     make_config()  # the default game

@@ -129,6 +129,27 @@ def test_the_learned_loop_runs_and_counts_real_steps(tmp_path):
     assert (tmp_path / "model" / "iteration1" / "checkpoint.pt").exists()
 
 
+def test_an_interrupted_loop_resumes_to_the_same_result(tmp_path):
+    """Stopped after its first outer iteration and resumed, the loop ends where an uninterrupted run does:
+    the same real and imagined step counts, the same evaluation returns and the same policy weights."""
+    cfg = ImaginationConfig(
+        real_steps=1024, real_steps_per_iteration=512, real_envs=32, model_steps=20, model_batch=128,
+        imagined_steps_per_iteration=2048, imagined_envs=128, horizon=4, eval_seeds=2, eval_episodes=1,
+    )  # fmt: skip
+    full = learn_in_imagination(tmp_path / "full", opponent="greedy", cfg=cfg)
+    part = learn_in_imagination(tmp_path / "part", opponent="greedy", cfg=cfg, stop_at=1)
+    assert len(part) == 1 and not (tmp_path / "part" / "imagination.json").exists()
+    with pytest.raises(ValueError, match="other settings"):
+        learn_in_imagination(tmp_path / "part", opponent="random", cfg=cfg, resume=True)
+    resumed = learn_in_imagination(tmp_path / "part", opponent="greedy", cfg=cfg, resume=True)
+    drop = lambda line: {k: v for k, v in line.items() if k != "seconds"}  # noqa: E731
+    assert [drop(x) for x in resumed] == [drop(x) for x in full]
+    a, b = (torch.load(tmp_path / run / "policy.pt", weights_only=True)["policy"] for run in ("full", "part"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(FileNotFoundError):
+        learn_in_imagination(tmp_path / "none", opponent="greedy", cfg=cfg, resume=True)
+
+
 @pytest.mark.parametrize("preset", ["GridMARL-Partial-v0", "GridMARL-8x8-4P-Partial-v0"])
 def test_the_learned_loop_runs_egocentric_on_partial_views_and_four_players(tmp_path, preset):
     """Partial views and more players: the model learns player_0's window, imagination runs from it (the

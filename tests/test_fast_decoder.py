@@ -107,6 +107,10 @@ def test_the_cell_scorer_shares_its_weights_across_cells():
     no_scores = dec.mixture[2](g) + rest[:, 0, dec.hidden : dec.hidden + 7]
     assert torch.allclose(logits[:, V : 2 * V], no_scores[:, :V] + own, atol=1e-6)
     assert torch.allclose(logits[:, -1], no_scores[:, -1])
+    # channel 2 reads the planes of channels 0 and 1
+    earlier = cells.clone()
+    earlier[..., 5 + 1] += 1.0
+    assert not torch.allclose(dec._mixture_logits(2, rest, g, earlier), logits)
     with pytest.raises(ValueError, match="cells"):
         dec._mixture_logits(2, rest, g, None)
 

@@ -33,14 +33,14 @@ from gridmarl.config import GridConfig, make_config
 from gridmarl.core import GridCore
 from gridmarl.opponents import Opponents
 from gridmarl_wm.agents.batched import NativeGames, check_opponent
-from gridmarl_wm.agents.checkpoint import LoadedPolicy
+from gridmarl_wm.agents.checkpoint import LoadedPolicy, read_policy_file
 from gridmarl_wm.agents.evaluate import policy_returns
 from gridmarl_wm.agents.imagined import ImaginedGames
-from gridmarl_wm.agents.policy import PolicyConfig, sample_actions
-from gridmarl_wm.agents.ppo import PPOConfig, PPOTrainer
-from gridmarl_wm.data import Transitions
+from gridmarl_wm.agents.policy import ActorCritic, PolicyConfig, sample_actions
+from gridmarl_wm.agents.ppo import PPOConfig, PPOTrainer, _arrays, _tensors
+from gridmarl_wm.data import FIELDS, Transitions
 from gridmarl_wm.imagine import state_from_observation
-from gridmarl_wm.io import atomic_write_text
+from gridmarl_wm.io import atomic_write, atomic_write_text, plain
 
 SIMULATORS = ("learned", "exact")
 
@@ -161,6 +161,22 @@ def _actor(net: torch.nn.Module | None, rng: np.random.Generator) -> Any:
     return act
 
 
+STATE_FILE = "imagination_state.pt"
+STATE_FORMAT = "gridmarl-imagination-1"
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    atomic_write(path, lambda f: torch.save({"format": STATE_FORMAT, **state}, f))
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    from gridmarl_wm.checkpoint import read_versioned
+
+    return read_versioned(
+        path, STATE_FORMAT, ("settings", "iteration", "data"), "imagination", "saved loop state"
+    )
+
+
 def _warm_start(new: torch.nn.Module, old: torch.nn.Module | None) -> None:
     """Copy ``old``'s weights into ``new`` wherever name and shape agree (a model re-derived from more data
     may have more reward classes or a longer token layout)."""
@@ -181,11 +197,19 @@ def learn_in_imagination(
     model_overrides: dict[str, Any] | None = None,
     simulator: Any = None,
     progress: bool = False,
+    resume: bool = False,
+    stop_at: int | None = None,
     **policy: Any,
 ) -> list[dict[str, Any]]:
     """Run the loop (see the module docstring); writes ``out_dir/policy.pt`` (with PPO's ``metrics.jsonl``),
-    ``out_dir/imagination.jsonl`` (a line per outer iteration), ``out_dir/imagination.json`` and, with the learned simulator, the model's training runs under
-    ``out_dir/model``. Returns the metric lines.
+    ``out_dir/imagination.jsonl`` (a line per outer iteration), ``out_dir/imagination.json`` and, with the
+    learned simulator, the model's training runs under ``out_dir/model``. Returns the metric lines.
+
+    After every outer iteration the loop's state (the real data so far, the real games and generators, the
+    counters; the world model and the policy are in their own checkpoints) is written atomically to
+    ``out_dir/imagination_state.pt``. ``resume=True`` continues an interrupted run from its last finished
+    iteration, with the same result as a run that was not interrupted; ``stop_at`` ends this call after
+    that many outer iterations in all (a pause that ``resume`` continues).
 
     Args:
         game: the game (default ``GridMARL-v0``'s); opponent: player_0's opponents, as ``gym.make`` takes
@@ -194,6 +218,10 @@ def learn_in_imagination(
         simulator: with ``cfg.simulator == "exact"``, a stand-in for the rules (anything with
             ``WorldModel``'s ``sample``, e.g. a deliberately wrong model), played with the true opponents.
         **policy: :class:`PolicyConfig` fields (history 1: imagined games know one observation).
+
+    Raises:
+        ValueError: a bad argument, or ``resume`` of a run made with other settings.
+        FileNotFoundError: ``resume`` without a saved state in ``out_dir``.
     """
     from gridmarl_wm.exact_model import ExactModel
     from gridmarl_wm.model import WorldModel
@@ -227,8 +255,36 @@ def learn_in_imagination(
     net = None
     lines: list[dict[str, Any]] = []
     real_steps = 0
-    start = time.perf_counter()
-    for k in range(cfg.iterations):
+    state_path = out / STATE_FILE
+    settings = plain({"game": asdict(game), "opponent": str(opponent), "imagination": asdict(cfg),
+                      "model_overrides": model_overrides or {}, "policy": policy,
+                      "simulator": None if simulator is None else type(simulator).__name__})  # fmt: skip
+    first, elapsed = 0, 0.0
+    if resume:
+        saved = _read_state(state_path)
+        if saved["settings"] != settings:
+            diff = {
+                k: (saved["settings"].get(k), v) for k, v in settings.items() if saved["settings"].get(k) != v
+            }
+            raise ValueError(
+                f"{state_path} was made with other settings (saved, now): {diff}; refusing to resume"
+            )
+        first, real_steps, lines, elapsed = (
+            saved["iteration"],
+            saved["real_steps"],
+            saved["lines"],
+            saved["elapsed"],
+        )
+        data = Transitions(**{f: v.numpy() for f, v in saved["data"].items()})
+        real.set_state(_arrays(saved["real_games"]))
+        obs, t = saved["obs"].numpy(), saved["t"].numpy()
+        act_rng.bit_generator.state = json.loads(saved["act_rng"])
+        if cfg.simulator == "learned":
+            model = WorldModel.load(out / "model" / f"iteration{first - 1}" / "checkpoint.pt")
+        net = ActorCritic(pcfg)  # the policy that plays the next real steps (the trainer takes it over)
+        net.load_state_dict(read_policy_file(out / "policy.pt")["policy"])
+    start = time.perf_counter() - elapsed
+    for k in range(first, min(cfg.iterations, stop_at if stop_at is not None else cfg.iterations)):
         # 1. real play with the current policy (uniform before the first update)
         steps = min(cfg.real_steps_per_iteration, cfg.real_steps - real_steps) // cfg.real_envs
         steps = max(1, steps)
@@ -240,7 +296,9 @@ def learn_in_imagination(
         # 2. the simulator
         if cfg.simulator == "learned":
             previous = model
-            model = WorldModel(model_config_for(game, data, **(model_overrides or {})))
+            with torch.random.fork_rng():  # initial weights from the loop's seed, not the global generator
+                torch.manual_seed(cfg.seed + k)
+                model = WorldModel(model_config_for(game, data, **(model_overrides or {})))
             _warm_start(model, previous)
             train_cfg = TrainConfig(
                 steps=cfg.model_steps, batch_size=cfg.model_batch, seed=cfg.seed + k, checkpoint_every=10**9
@@ -260,7 +318,11 @@ def learn_in_imagination(
         )
         if trainer is None:
             meta = {"opponent": str(opponent), "imagination": asdict(cfg)}
-            trainer = PPOTrainer(env, pcfg, ppo, out, meta=meta)
+            with torch.random.fork_rng():  # initial weights from the loop's seed, not the global generator
+                torch.manual_seed(cfg.seed)
+                trainer = PPOTrainer(env, pcfg, ppo, out, meta=meta)
+            if k > 0:  # resumed: the policy, its optimiser and PPO's generators and counters
+                trainer.resume(games=False)
             net = trainer.net
         else:
             trainer.env, trainer.hist = env, None
@@ -280,5 +342,15 @@ def learn_in_imagination(
         lines.append(line)
         with open(out / "imagination.jsonl", "a") as f:
             f.write(json.dumps(line) + "\n")
+        _save_state(state_path, {
+            "settings": settings, "iteration": k + 1, "real_steps": real_steps, "lines": lines,
+            "elapsed": time.perf_counter() - start,
+            "data": {f: torch.from_numpy(np.ascontiguousarray(getattr(data, f))) for f in FIELDS},
+            "real_games": _tensors(real.get_state()),
+            "obs": torch.from_numpy(np.array(obs)), "t": torch.from_numpy(np.array(t)),
+            "act_rng": json.dumps(act_rng.bit_generator.state),
+        })  # fmt: skip
+    if stop_at is not None and stop_at < cfg.iterations:
+        return lines
     atomic_write_text(out / "imagination.json", json.dumps({"config": asdict(cfg), "lines": lines}, indent=2))
     return lines

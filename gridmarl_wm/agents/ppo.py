@@ -456,8 +456,10 @@ class PPOTrainer:
             "elapsed": self.elapsed,
         }
 
-    def resume(self, path: str | Path | None = None) -> None:
+    def resume(self, path: str | Path | None = None, games: bool = True) -> None:
         """Continue from a checkpoint of this run: network, optimiser, games, generators and counters.
+        Without ``games`` the games are not restored (the caller gives the trainer new ones, as learning in
+        imagination does at each outer iteration): they start afresh at the next :meth:`run`.
 
         Raises:
             ValueError: the checkpoint was made with another game, policy or PPO config.
@@ -476,21 +478,24 @@ class PPOTrainer:
         self.net.load_state_dict(data["policy"])
         self.opt.load_state_dict(r["optimizer"])
         self.generator.set_state(r["generator"])
-        for g, rng in self.action_rngs.items():
-            rng.bit_generator.state = json.loads(r["action_rngs"][str(g)])
-        self.env.set_state(_arrays(r["games"]))
-        rows = slice(self.env_offset, self.env_offset + self.N)
-        if r["hist"].shape[0] != self.N_global:
-            raise ValueError(f"{path} holds {r['hist'].shape[0]} games; this run has {self.N_global}")
-        self.hist = r["hist"][rows].numpy().copy()
-        ep = _arrays(r["episode"])
-        done = ep["done"] if self.rank == 0 else np.zeros_like(ep["done"])
-        self.episode.set_state({"ret": ep["ret"][rows], "picks": ep["picks"][rows], "done": done})
         self.iteration, self.env_steps, self.elapsed = (
             int(r["iteration"]),
             int(r["env_steps"]),
             float(r["elapsed"]),
         )
+        for g, rng in self.action_rngs.items():
+            rng.bit_generator.state = json.loads(r["action_rngs"][str(g)])
+        rows = slice(self.env_offset, self.env_offset + self.N)
+        if r["hist"].shape[0] != self.N_global:
+            raise ValueError(f"{path} holds {r['hist'].shape[0]} games; this run has {self.N_global}")
+        if games:
+            self.env.set_state(_arrays(r["games"]))
+            self.hist = r["hist"][rows].numpy().copy()
+        else:
+            self.hist = None
+        ep = _arrays(r["episode"])
+        done = ep["done"] if self.rank == 0 else np.zeros_like(ep["done"])
+        self.episode.set_state({"ret": ep["ret"][rows], "picks": ep["picks"][rows], "done": done})
 
     # ------------------------------------------------------------------ the loop
     def run(self, progress: bool = True, stop_at: int | None = None) -> dict[str, float]:
