@@ -15,6 +15,7 @@ def test_quick_demo(tmp_path, capsys):
     printed = capsys.readouterr().out
     model = WorldModel.load(out / "model.pt")
     assert model.game.n_agents == 2 and model.cfg.variant == "direct"
+    assert model.cfg.decoder == "mixture" and model.cfg.mixture_scorer > 0  # the main job's model
     report = json.loads((out / "report.json").read_text())
     assert report["exhaustive"]["n_transitions"] == 300 * 25
     assert 0 <= report["exhaustive"]["tv_mean"] <= 1
@@ -37,6 +38,7 @@ def test_quick_demo(tmp_path, capsys):
             assert np.isclose(diff["mean"], (exact - greedy).mean())
     text = (out / "report.md").read_text()
     assert "| greedy | CEM |" in text and text.strip() in printed
+    assert "World model: mixture decoder, cell scorer 16" in text and "| none applied |" in text
     assert "Its figures are not measurements" in text  # --quick says so
     assert "What this table does not settle" in text  # 4 games cannot give a gap to within 0.05
     for png in ("losses.png", "tv_histogram.png", "open_loop.png", "predictions.png"):
