@@ -57,7 +57,7 @@ class DemoConfig:
     open_loop_episodes: int = 256
     opponents: tuple[str, ...] = ("random", "greedy")
     head_steps: int = 600  # refitting the opponent and value heads to each opponent
-    seeds: int = 5  # x episodes: the paired games per opponent
+    seeds: int = 50  # x episodes: the paired games per opponent
     episodes: int = 2
     shooting_sequences: int = 256
     cem_samples: int = 64
