@@ -114,11 +114,17 @@ class LocalTrunk(nn.Module):
         self.out = nn.Linear(channels * obs_shape[1] * obs_shape[2], width)
 
     def forward(self, obs: torch.Tensor, joint: torch.Tensor | None) -> torch.Tensor:
-        return self.with_cells(obs, joint)[0]
+        return F.relu(self.out(self._units(obs, joint).flatten(1)))
 
     def with_cells(self, obs: torch.Tensor, joint: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The features and (B, V, channels) per-cell inputs of a cell scorer: each cell's units before
-        the last layer (what its neighbourhood and the joint action make of it)."""
+        """The features and (B, V, 5 + channels) per-cell inputs of a cell scorer: each cell's counts and
+        its units before the last layer (what its neighbourhood and the joint action make of it)."""
+        x = self._units(obs, joint)
+        cells = torch.cat([obs, x], dim=1).flatten(2).transpose(1, 2)
+        return F.relu(self.out(x.flatten(1))), cells
+
+    def _units(self, obs: torch.Tensor, joint: torch.Tensor | None) -> torch.Tensor:
+        """(B, channels, h, w) every cell's units before the last layer."""
         B, _, h, w = obs.shape
         actions = None if joint is None else F.one_hot(joint, N_ACTIONS).flatten(1).to(obs.dtype)
         if self.n_extra:
@@ -128,9 +134,7 @@ class LocalTrunk(nn.Module):
         if self.fusion == "film" and actions is not None:
             scale, shift = self.film(actions)[:, :, None, None].chunk(2, dim=1)
             x = x * (1 + scale) + shift
-        x = F.relu(self.mix(F.relu(x)))
-        cells = torch.cat([obs[:, :N_CHANNELS], x], dim=1).flatten(2).transpose(1, 2)
-        return F.relu(self.out(x.flatten(1))), cells
+        return F.relu(self.mix(F.relu(x)))
 
 
 def build_trunk(cfg) -> nn.Module:

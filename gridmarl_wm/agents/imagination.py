@@ -37,7 +37,7 @@ from gridmarl_wm.agents.checkpoint import LoadedPolicy, read_policy_file
 from gridmarl_wm.agents.evaluate import policy_returns
 from gridmarl_wm.agents.imagined import ImaginedGames
 from gridmarl_wm.agents.policy import ActorCritic, PolicyConfig, sample_actions
-from gridmarl_wm.agents.ppo import PPOConfig, PPOTrainer, _arrays, _tensors
+from gridmarl_wm.agents.ppo import PPOConfig, PPOTrainer, _arrays, _diff, _tensors
 from gridmarl_wm.data import FIELDS, Transitions
 from gridmarl_wm.imagine import state_from_observation
 from gridmarl_wm.io import atomic_write, atomic_write_text, plain
@@ -263,12 +263,8 @@ def learn_in_imagination(
     if resume:
         saved = _read_state(state_path)
         if saved["settings"] != settings:
-            diff = {
-                k: (saved["settings"].get(k), v) for k, v in settings.items() if saved["settings"].get(k) != v
-            }
-            raise ValueError(
-                f"{state_path} was made with other settings (saved, now): {diff}; refusing to resume"
-            )
+            diff = _diff(saved["settings"], settings)
+            raise ValueError(f"{state_path} was made with other settings ({diff}); refusing to resume")
         first, real_steps, lines, elapsed = (
             saved["iteration"],
             saved["real_steps"],
