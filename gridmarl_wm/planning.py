@@ -284,21 +284,46 @@ class CEM:
         return probs[:, 0].argmax(1).numpy()
 
 
-class _Node:
-    __slots__ = ("n", "pending", "w")
+class _Trees:
+    """One search tree per root, as arrays grown on demand: node ``j`` of tree ``r`` has ``k`` choices, with
+    visits ``n[r, j]``, summed returns ``w[r, j]``, visits in flight ``pending[r, j]`` (taken by the
+    simulations of the current batch, not yet backed up) and children ``child[r, j]`` (-1: none)."""
 
-    def __init__(self, k: int) -> None:
-        self.n = np.zeros(k)
-        self.w = np.zeros(k)
-        self.pending = np.zeros(k)
+    def __init__(self, roots: int, k: int, capacity: int) -> None:
+        self.n = np.zeros((roots, capacity, k))
+        self.w = np.zeros((roots, capacity, k))
+        self.pending = np.zeros((roots, capacity, k))
+        self.child = np.full((roots, capacity, k), -1, dtype=np.int64)
+        self.size = np.zeros(roots, dtype=np.int64)
 
+    def add(self, rows: np.ndarray) -> np.ndarray:
+        """A new node in each of the trees ``rows`` (distinct); returns their ids."""
+        ids = self.size[rows]
+        if len(rows) and ids.max() >= self.n.shape[1]:
+            grow = self.n.shape[1]
+            for name, fill in (("n", 0.0), ("w", 0.0), ("pending", 0.0), ("child", -1)):
+                a = getattr(self, name)
+                setattr(
+                    self, name, np.concatenate([a, np.full((a.shape[0], grow, a.shape[2]), fill, a.dtype)], 1)
+                )
+        self.size[rows] += 1
+        return ids
 
-def _ucb(node: _Node, c: float, sign: float) -> int:
-    visits = node.n + node.pending
-    if (visits == 0).any():
-        return int(np.flatnonzero(visits == 0)[0])
-    q = sign * node.w / visits
-    return int(np.argmax(q + c * np.sqrt(np.log(visits.sum()) / visits)))
+    def ucb(self, rows: np.ndarray, nodes: np.ndarray, c: float, sign: float) -> np.ndarray:
+        """The choice UCB1 takes at node ``nodes[i]`` of tree ``rows[i]``: the first one not visited yet (in
+        flight counts as visited), else the best ``sign`` * mean + ``c`` * sqrt(log(visits) / its visits)."""
+        visits = self.n[rows, nodes] + self.pending[rows, nodes]
+        unvisited = visits == 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = sign * self.w[rows, nodes] / visits
+            score = q + c * np.sqrt(np.log(visits.sum(1, keepdims=True)) / visits)
+        return np.where(unvisited.any(1), unvisited.argmax(1), score.argmax(1))
+
+    def backup(self, rows, nodes, choices, returns) -> None:
+        """Back one simulation's return up through each (tree, node, choice), in the order given."""
+        np.add.at(self.pending, (rows, nodes, choices), -1)
+        np.add.at(self.n, (rows, nodes, choices), 1)
+        np.add.at(self.w, (rows, nodes, choices), returns)
 
 
 @dataclass
@@ -310,6 +335,9 @@ class MCTS:
     a node's value is an average over them. ``"maxmin"``: the others' joint action is a tree node of its
     own, chosen to minimise the ego's return (a pessimistic plan). It plays the root action with the best
     mean return among those visited at least half as often as the most visited one.
+
+    Every root's tree is searched at once: the trees are arrays (:class:`_Trees`), and each step of a
+    descent is a few array operations over all the roots.
     """
 
     simulations: int = 256
@@ -336,45 +364,23 @@ class MCTS:
         H = _horizon(self.horizon, steps_left)
         maxmin = self.opponents == "maxmin"
         n_joint = N_ACTIONS**self.n_others
-        trees: list[dict[tuple, _Node]] = [{} for _ in range(R)]
+        rounds = math.ceil(self.simulations / W)
+        trees = _Trees(R, N_ACTIONS, W + 1)  # each simulation adds at most one ego node; they grow
+        other_trees = _Trees(R, n_joint, W + 1) if maxmin else None
         base = sim.repeat(roots, W)
         left = _repeat_steps(steps_left, R, W)
         dev = getattr(sim, "device", torch.device("cpu"))
-        for _ in range(math.ceil(self.simulations / W)):
+        for _ in range(rounds):
             actions = torch.randint(0, N_ACTIONS, (R, W, H), generator=self.generator).numpy()
             others = torch.randint(0, n_joint, (R, W, H), generator=self.generator).numpy()
-            paths: list[
-                list[tuple[tuple, int, int]]
-            ] = []  # per (root, simulation): (node key, choice, depth)
-            for r in range(R):
-                tree = trees[r]
-                for w in range(W):
-                    path = []
-                    key: tuple = ()
-                    for d in range(H):
-                        node = tree.get(key)
-                        fresh = node is None  # expand it, then roll out at random from here
-                        if fresh:
-                            tree[key] = node = _Node(N_ACTIONS)
-                        a = int(actions[r, w, d]) if fresh else _ucb(node, self.c, 1.0)
-                        node.pending[a] += 1
-                        actions[r, w, d] = a
-                        path.append((key, a, d))
-                        if maxmin:
-                            okey = (*key, a, "o")
-                            onode = tree.get(okey)
-                            if onode is None:
-                                tree[okey] = onode = _Node(n_joint)
-                            b = int(others[r, w, d]) if fresh else _ucb(onode, self.c, -1.0)
-                            onode.pending[b] += 1
-                            others[r, w, d] = b
-                            path.append((okey, b, d))
-                            key = (*key, (a, b))
-                        else:
-                            key = (*key, a)
-                        if fresh:
-                            break
-                    paths.append(path)
+            # the (node, choice) each simulation took at each depth, -1 below where it stopped
+            path = np.full((2, R, W, H), -1, dtype=np.int64)
+            opath = np.full((2, R, W, H), -1, dtype=np.int64) if maxmin else None
+            opath_w = None
+            for w in range(W):  # one after another: each sees the visits in flight of those before it
+                if maxmin:
+                    opath_w = opath[:, :, w]
+                self._descend(trees, other_trees, actions[:, w], others[:, w], path[:, :, w], opath_w)
             ego = torch.as_tensor(actions.reshape(R * W, H), device=dev)
             opp = None
             if maxmin:
@@ -382,20 +388,60 @@ class MCTS:
                 digits = N_ACTIONS ** np.arange(self.n_others - 1, -1, -1)
                 opp = torch.as_tensor((joint[:, :, None] // digits) % N_ACTIONS, device=dev)
             ret, rew = _rollout(sim, base, ego, self.gamma, self.value_bootstrap, left, opp)
-            togo = self._returns_to_go(rew, ret).cpu().numpy()
-            for i, path in enumerate(paths):
-                tree = trees[i // W]
-                for key, a, d in path:
-                    node = tree[key]
-                    node.pending[a] -= 1
-                    node.n[a] += 1
-                    node.w[a] += togo[i, d]
-        best = np.empty(R, dtype=np.int64)
-        for r in range(R):  # the best mean return among the well-visited root actions
-            root = trees[r][()]
-            q = np.where(root.n >= root.n.max() / 2, root.w / np.maximum(root.n, 1), -np.inf)
-            best[r] = int(np.argmax(q))
-        return best
+            togo = self._returns_to_go(rew, ret).cpu().numpy().reshape(R, W, H)
+            for t, p in ((trees, path), (other_trees, opath)):
+                if t is None:
+                    continue
+                r, s, d = np.nonzero(p[0] >= 0)  # in (root, simulation, depth) order
+                t.backup(r, p[0, r, s, d], p[1, r, s, d], togo[r, s, d])
+        n, total = trees.n[:, 0], trees.w[:, 0]  # the roots: the best mean among the well-visited actions
+        q = np.where(n >= n.max(1, keepdims=True) / 2, total / np.maximum(n, 1), -np.inf)
+        return q.argmax(1)
+
+    def _descend(self, trees: _Trees, other_trees, actions, others, path, opath) -> None:
+        """One simulation per root from the root down, by UCB, to the first node not in its tree, which it
+        adds. ``actions``/``others`` (R, H): the random draws, overwritten with the choices taken (below the
+        new node they stay: the rollout); ``path``/``opath`` (2, R, H) get each depth's (node, choice), in
+        the ego's and (maxmin) the others' trees."""
+        rows = np.arange(len(actions))
+        node = np.zeros(len(rows), dtype=np.int64)
+        fresh = trees.size == 0
+        link = None  # where a new node below the current depth hangs: (tree, parent nodes, choices)
+        for d in range(actions.shape[1]):
+            if d > 0:
+                tree, parent, choice = link
+                node = tree.child[rows, parent, choice]
+                fresh = node < 0
+            if fresh.any():  # expand here, then roll out at random from here
+                ids = trees.add(rows[fresh])
+                if d > 0:
+                    tree.child[rows[fresh], parent[fresh], choice[fresh]] = ids
+                node[fresh] = ids
+            seen = ~fresh
+            a = actions[rows, d]
+            if seen.any():
+                a[seen] = trees.ucb(rows[seen], node[seen], self.c, 1.0)
+            trees.pending[rows, node, a] += 1
+            actions[rows, d] = a
+            path[0, rows, d], path[1, rows, d] = node, a
+            link = (trees, node, a)
+            if other_trees is not None:  # maxmin: the others' joint action is a node of its own
+                onode = trees.child[rows, node, a]
+                new = onode < 0
+                if new.any():
+                    onode[new] = other_trees.add(rows[new])
+                    trees.child[rows[new], node[new], a[new]] = onode[new]
+                b = others[rows, d]
+                if seen.any():
+                    b[seen] = other_trees.ucb(rows[seen], onode[seen], self.c, -1.0)
+                other_trees.pending[rows, onode, b] += 1
+                others[rows, d] = b
+                opath[0, rows, d], opath[1, rows, d] = onode, b
+                link = (other_trees, onode, b)
+            rows = rows[seen]  # the simulations that expanded stop descending
+            if not len(rows):
+                return
+            link = (link[0], link[1][seen], link[2][seen])
 
     def _returns_to_go(self, rew: torch.Tensor, ret: torch.Tensor) -> torch.Tensor:
         """(N, H): the discounted return from each step on, including any bootstrap in ``ret``."""
