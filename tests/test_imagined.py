@@ -194,6 +194,24 @@ def test_batched_simulator_tensors_in_and_out():
         ImaginedSimulator(ExactModel()).step(obs, torch.zeros(64, dtype=torch.long))
 
 
+def test_batched_simulator_steps_large_batches_in_slices():
+    """``max_batch`` slices a large batch and puts the pieces back in order: at temperature 0 the step is
+    the same function of its inputs either way, given the others' actions or drawing them."""
+    model = tiny()
+    core = gridmarl.GridCore(GAME)
+    state = core.reset(np.random.default_rng(2).random((50, 4)))
+    obs = torch.as_tensor(core.observe(state, (0,))[:, 0])
+    actions, others = torch.randint(0, 5, (50,)), torch.randint(0, 5, (50, 1))
+    whole = ImaginedSimulator(model, temperature=0, max_batch=50)
+    sliced = ImaginedSimulator(model, temperature=0, max_batch=16)
+    for given in (others, None):
+        a, b = whole.step(obs, actions, given), sliced.step(obs, actions, given)
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True)) and a[0].shape == obs.shape
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="max_batch"):
+            ImaginedSimulator(model, max_batch=bad)
+
+
 def test_state_from_observation_round_trips():
     core = gridmarl.GridCore(GAME)
     state = core.reset(np.random.default_rng(1).random((200, 4)))
