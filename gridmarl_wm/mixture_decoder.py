@@ -39,6 +39,7 @@ from gridmarl_wm.sampling import categorical
 N_CHANNELS = 5
 N_ACTIONS = 5
 OFFSET_GAIN = 8.0
+MAX_FILM_TABLE = 1024  # the MLP trunk looks its FiLM rows up when there are at most this many joint actions
 
 
 def max_per_cell(observations: np.ndarray) -> tuple[int, ...]:
@@ -71,6 +72,11 @@ class MLPTrunk(nn.Module):
         self.first = nn.Linear(n_obs + (n_act if fusion == "concat" else 0), hidden)
         if fusion == "film":
             self.film = nn.Linear(n_act, 2 * hidden)
+            self.register_buffer("unit_scale", torch.cat([torch.ones(hidden), torch.zeros(hidden)]), False)
+            if N_ACTIONS**n_agents <= MAX_FILM_TABLE:  # every joint action, as its one-hot rows
+                codes = torch.cartesian_prod(*[torch.arange(N_ACTIONS)] * n_agents).reshape(-1, n_agents)
+                self.register_buffer("joint_one_hots", F.one_hot(codes, N_ACTIONS).flatten(1).float(), False)
+                self.register_buffer("joint_digits", N_ACTIONS ** torch.arange(n_agents - 1, -1, -1), False)
         self.second = nn.Linear(hidden, width)
 
     def forward(self, obs: torch.Tensor, joint: torch.Tensor | None) -> torch.Tensor:
@@ -81,9 +87,19 @@ class MLPTrunk(nn.Module):
         elif self.fusion == "concat":
             x = self.first(torch.cat([flat, F.one_hot(joint, N_ACTIONS).flatten(1).to(flat.dtype)], dim=1))
         else:
-            scale, shift = self.film(F.one_hot(joint, N_ACTIONS).flatten(1).to(flat.dtype)).chunk(2, dim=1)
-            x = self.first(flat) * (1 + scale) + shift
+            scale, shift = self._film(joint, flat.dtype).chunk(2, dim=1)
+            x = torch.addcmul(shift, self.first(flat), scale)
         return F.relu(self.second(F.relu(x)))
+
+    def _film(self, joint: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(B, 2 * hidden) each joint action's FiLM scale (plus 1) and shift. With few joint actions the
+        layer runs once on every joint action and each game looks its row up: the same numbers without a
+        matrix product per game."""
+        if not hasattr(self, "joint_one_hots"):
+            out = self.film(F.one_hot(joint, N_ACTIONS).flatten(1).to(dtype))
+            return out + self.unit_scale
+        table = self.film(self.joint_one_hots.to(dtype)) + self.unit_scale
+        return F.embedding((joint * self.joint_digits).sum(1), table)
 
     def with_cells(self, obs: torch.Tensor, joint: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """The features and (B, V, 5) per-cell inputs of a cell scorer: the observation's counts there."""
@@ -243,8 +259,12 @@ class MixtureDecoder(nn.Module):
             raise ValueError(
                 "this mixture decoder scores cells: pass their inputs, cells=(B, V, cell_inputs)"
             )
-        units = F.relu(self.score_in[c](cells) + self.score_ctx[c](g)[:, None])  # (B, V, scorer)
-        score = self.score_out[c](units).squeeze(-1)  # (B, V)
+        # units = relu(score_in(cells) + score_ctx(g)), the context added inside one batched product
+        score_in, score_out = self.score_in[c], self.score_out[c]
+        ctx = F.linear(g, self.score_ctx[c].weight, self.score_ctx[c].bias + score_in.bias)
+        w_in = score_in.weight.t().expand(cells.shape[0], -1, -1)
+        units = torch.baddbmm(ctx[:, None, :], cells, w_in).relu_()  # (B, V, scorer)
+        score = torch.matmul(units, score_out.weight[0]) + score_out.bias  # (B, V)
         n = self.n_scored
         return torch.cat([score, mix[:, :n] + score[:, :n], mix[:, n:]], dim=1)
 
