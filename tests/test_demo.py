@@ -49,7 +49,7 @@ def test_findings_name_what_the_table_does_not_settle():
     from gridmarl_wm.demo import _findings
 
     def row(gap, half, diff):
-        side = {"vs_greedy": {"mean": diff, "ci95": 1.0}}
+        side = {"vs_greedy": {"mean": diff, "ci95": 1.0}, "returns": [[18.0, 17.0]] * 50}  # 100 games
         return {"learned": side, "exact": side, "gap": gap, "gap_ci95": half}
 
     plan = {
@@ -60,7 +60,8 @@ def test_findings_name_what_the_table_does_not_settle():
         }
     }
     text = "\n".join(_findings(plan))
-    assert "B vs greedy (±0.10)" in text and "A vs greedy" not in text.split("Gaps whose")[0]
+    assert "B vs greedy (±0.100)" in text and "A vs greedy" not in text.split("Gaps whose")[0]
+    assert "about 400 games" in text  # twice as wide as ±0.05 at 100 games: four times the games
     assert "lies below 1" in text and "B vs greedy (0.800 ± 0.100)" in text
     assert "contains 1" not in text  # neither interval contains 1
     assert "B with the learned simulator vs greedy (+0.50 ± 1.00)" in text
