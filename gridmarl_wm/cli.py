@@ -6,6 +6,7 @@ gridmarl-wm eval --model runs/wm/checkpoint.pt [--sample-states 4000] [--out run
 gridmarl-wm demo --out runs/demo [--quick]       # all of it, then planning, with a report
 gridmarl-wm view --model runs/demo/model.pt      # real and imagined play side by side (see view --help)
 gridmarl-wm learn --opponent greedy --out runs/ppo  # train an agent with PPO (see learn --help)
+gridmarl-wm learn-in-imagination --opponent greedy --out runs/imagined  # PPO inside the learned simulator
 """
 
 from __future__ import annotations
@@ -242,9 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
     sub.add_parser("view", help="real and imagined play side by side (options: gridmarl-wm view --help)")
-    from gridmarl_wm.agents.cli import add_learn_parser
+    from gridmarl_wm.agents.cli import add_imagination_parser, add_learn_parser
 
     add_learn_parser(sub, _add_game_args)
+    add_imagination_parser(sub, _add_game_args)
     return parser
 
 

@@ -182,3 +182,58 @@ def test_example_runs_both_simulators(tmp_path):
         cwd=root, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert out.count("learned:") == 2 and out.count("exact:") == 2 and "real-env return" in out
+
+
+def test_the_learned_dynamics_control_plays_the_true_opponents_in_the_learned_model(tmp_path, monkeypatch):
+    """simulator='learned-dynamics': the world model is trained as for 'learned', and the imagined games'
+    others act as the true opponents do (here 'stay': always action 0), not as its opponent head says."""
+    import gridmarl_wm.agents.imagination as loop
+    from gridmarl_wm.model import WorldModel
+
+    seen = []
+
+    class Recording(ImaginedGames):
+        def __init__(self, model, starts, num_envs, horizon, opponent, **kw):
+            seen.append((model, opponent))
+            super().__init__(model, starts, num_envs, horizon, opponent, **kw)
+
+    monkeypatch.setattr(loop, "ImaginedGames", Recording)
+    cfg = ImaginationConfig(
+        real_steps=512, real_steps_per_iteration=512, real_envs=32, model_steps=10, model_batch=64,
+        imagined_steps_per_iteration=1024, imagined_envs=64, horizon=4, eval_seeds=1, eval_episodes=1,
+        simulator="learned-dynamics",
+    )  # fmt: skip
+    line = learn_in_imagination(tmp_path, opponent="stay", cfg=cfg)[-1]
+    assert line["simulator"] == "learned-dynamics" and line["real_steps"] == 512
+    ((model, opponent),) = seen
+    assert isinstance(model, WorldModel)  # the learned model, trained on the real data
+    assert (tmp_path / "model" / "iteration0" / "checkpoint.pt").exists()
+    obs = torch.as_tensor(_starts(32), dtype=torch.float32)
+    assert callable(opponent) and (opponent(obs) == 0).all()  # the true 'stay' opponents
+    with pytest.raises(ValueError, match="switching"):
+        learn_in_imagination(tmp_path / "sw", opponent="switching", cfg=cfg)
+
+
+def test_the_command_line_runs_the_loop_and_refuses_to_overwrite(tmp_path, capsys):
+    from gridmarl_wm.cli import main
+
+    small = ["--real-steps", "512", "--real-steps-per-iteration", "256", "--real-envs", "32", "--model-steps",
+             "10", "--model-batch", "64", "--imagined-steps-per-iteration", "1024", "--imagined-envs", "64",
+             "--horizon", "4", "--eval-seeds", "1", "--eval-episodes", "1", "--threads", "1", "--no-progress"]  # fmt: skip
+    out = tmp_path / "run"
+    model = '{"decoder": "mixture", "trunk": "mlp", "fusion": "film"}'
+    main(["learn-in-imagination", "--out", str(out), "--opponent", "greedy", "--model", model, *small])
+    printed = capsys.readouterr().out
+    assert printed.count("real steps") == 2 and "512 real steps" in printed
+    assert (out / "policy.pt").exists() and (out / "imagination.json").exists()
+    from gridmarl_wm.model import WorldModel
+
+    assert WorldModel.load(out / "model" / "iteration1" / "checkpoint.pt").cfg.decoder == "mixture"
+    for argv, message in (
+        (["--out", str(out)], "already holds a run"),
+        (["--out", str(tmp_path / "b"), "--model", "[1]"], "--model must be a JSON object"),
+        (["--out", str(tmp_path / "c"), "--simulator", "exact", "--opponent", "switching"], "switching"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["learn-in-imagination", *small, *argv])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err

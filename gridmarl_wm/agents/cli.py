@@ -167,3 +167,70 @@ def cmd_learn(args: argparse.Namespace) -> None:
             f"real-env return per episode against {opponent_spec}: {result.mean:.2f} ± {result.ci95:.2f} "
             f"(5 seeds × {args.eval_episodes} episodes, 95% t interval); trained {trainer.elapsed:.0f} s"
         )
+
+
+def add_imagination_parser(sub: Any, add_game_args: Any) -> None:
+    """Add the ``learn-in-imagination`` subcommand to ``gridmarl-wm``'s subparsers."""
+    from gridmarl_wm.agents.imagination import SIMULATORS, ImaginationConfig
+
+    p = sub.add_parser(
+        "learn-in-imagination",
+        help="train an agent inside the learned simulator, counting every real step (see --help)",
+        description=(
+            "Collect real play with the current policy, fit the world model to all the real data so far, "
+            "train the policy with PPO on imagined games started from real observations; repeat. Writes "
+            "OUT/policy.pt, OUT/imagination.jsonl (real steps, imagined steps and the real-env return after "
+            "every outer iteration), OUT/imagination.json and the model's runs in OUT/model. "
+            "--simulator exact runs the same loop in the rules with the true opponents (the control)."
+        ),
+    )  # fmt: skip
+    add_game_args(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--opponent", default="greedy", help="player_0's opponents, as for learn")
+    p.add_argument("--simulator", default="learned", choices=list(SIMULATORS))
+    defaults = ImaginationConfig()
+    for name in ("real_steps", "real_steps_per_iteration", "real_envs", "model_steps", "model_batch",
+                 "imagined_steps_per_iteration", "imagined_envs", "horizon", "eval_seeds", "eval_episodes",
+                 "seed"):  # fmt: skip
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=getattr(defaults, name),
+                       help=f"default {getattr(defaults, name)}")  # fmt: skip
+    p.add_argument(
+        "--model", default="{}", help='WorldModelConfig fields as JSON, e.g. \'{"decoder": "mixture"}\''
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: the usable cores)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in OUT")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_learn_in_imagination)
+
+
+def cmd_learn_in_imagination(args: argparse.Namespace) -> None:
+    import torch
+
+    from gridmarl_wm.agents.imagination import ImaginationConfig, learn_in_imagination
+    from gridmarl_wm.cli import _game_from_args
+
+    threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    torch.set_num_threads(threads)
+    try:
+        overrides = json.loads(args.model)
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"--model must be a JSON object of WorldModelConfig fields, got {args.model!r}"
+        ) from err
+    if not isinstance(overrides, dict):
+        raise ValueError(f"--model must be a JSON object of WorldModelConfig fields, got {args.model!r}")
+    names = [f.name for f in fields(ImaginationConfig)]
+    cfg = ImaginationConfig(**{k: getattr(args, k) for k in names})
+    out = Path(args.out)
+    if (out / "imagination_state.pt").exists() and not args.resume:
+        raise ValueError(f"--out {out} already holds a run: pass --resume to continue it, or another --out")
+    lines = learn_in_imagination(
+        out, game=_game_from_args(args), opponent=args.opponent, cfg=cfg, model_overrides=overrides,
+        progress=not args.no_progress, resume=args.resume,
+    )  # fmt: skip
+    for line in lines:
+        print(
+            f"{line['real_steps']:>9,} real steps, {line['imagined_steps']:>11,} imagined: real-env return "
+            f"{line['return_mean']:.2f} ± {line['return_ci95']:.2f}"
+        )
+    print(f"policy: {out / 'policy.pt'}; per iteration: {out / 'imagination.jsonl'}")

@@ -13,7 +13,9 @@ One outer iteration of :func:`learn_in_imagination`:
 
 The same loop with ``simulator="exact"`` puts the rules (:class:`~gridmarl_wm.exact_model.ExactModel`) and
 the true opponents in place of the learned model: the control that says how much of any shortfall is the
-model's. Real steps (``real_steps`` in ``imagination.jsonl``) count every game step of real play, the data the
+model's. ``simulator="learned-dynamics"`` keeps the learned model but has the true opponents act on the state
+each imagined observation shows, in place of its opponent head: between the two, it splits the model's share
+into that of its dynamics and that of its opponent model. Real steps (``real_steps`` in ``imagination.jsonl``) count every game step of real play, the data the
 model learned from included; imagined steps are counted apart; the evaluation games are neither.
 """
 
@@ -42,7 +44,8 @@ from gridmarl_wm.data import FIELDS, Transitions
 from gridmarl_wm.imagine import state_from_observation
 from gridmarl_wm.io import atomic_write, atomic_write_text, plain
 
-SIMULATORS = ("learned", "exact")
+SIMULATORS = ("learned", "learned-dynamics", "exact")
+LEARNED = ("learned", "learned-dynamics")  # the simulators that train a world model
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,10 @@ class ImaginationConfig:
         imagined_steps_per_iteration: imagined game steps of PPO per outer iteration.
         imagined_envs: imagined games at once.
         horizon: imagined steps from a real start before bootstrapping.
-        simulator: ``"learned"`` (the world model) or ``"exact"`` (the rules and the true opponents).
+        simulator: ``"learned"`` (the world model, its opponent head playing the others), ``"exact"`` (the
+            rules and the true opponents) or ``"learned-dynamics"`` (the world model, the true opponents
+            acting on the state each imagined observation shows; memoryless opponents of a two-player
+            full-view game, as for ``"exact"``).
         eval_seeds, eval_episodes: the real-env evaluation after every outer iteration.
         seed: of the real games, the model's training and the imagined games.
     """
@@ -127,7 +133,8 @@ def collect_policy_play(
 
 def scripted_tensor_opponent(game: GridConfig, spec: Any, seed: int = 0) -> Any:
     """The true opponent ``spec`` of a two-player full-view game as a callable on the ego's observations
-    (B, 5, H, W) -> (B, 1), acting on the state each observation shows (for the exact control)."""
+    (B, 5, H, W) -> (B, 1), acting on the state each observation shows (for the exact and the
+    learned-dynamics controls)."""
     if spec == "switching" or (isinstance(spec, list | tuple) and "switching" in spec):
         raise ValueError(
             "the exact control plays memoryless opponents on the state an observation shows; 'switching' "
@@ -233,6 +240,8 @@ def learn_in_imagination(
         raise ValueError("a given simulator stands in for the rules: use it with cfg.simulator='exact'")
     if opponent == "self":
         raise ValueError("learning in imagination trains one ego: opponent='self' is not supported")
+    if cfg.simulator != "learned":  # the true opponents play in imagination: refuse those it cannot play now
+        scripted_tensor_opponent(game, opponent, seed=cfg.seed)
     if policy.get("history", 1) != 1 or policy.get("central_critic") or policy.get("goal"):
         raise ValueError(
             "imagined games give one observation and no global state or positions: use history=1, no "
@@ -275,7 +284,7 @@ def learn_in_imagination(
         real.set_state(_arrays(saved["real_games"]))
         obs, t = saved["obs"].numpy(), saved["t"].numpy()
         act_rng.bit_generator.state = json.loads(saved["act_rng"])
-        if cfg.simulator == "learned":
+        if cfg.simulator in LEARNED:
             model = WorldModel.load(out / "model" / f"iteration{first - 1}" / "checkpoint.pt")
         net = ActorCritic(pcfg)  # the policy that plays the next real steps (the trainer takes it over)
         net.load_state_dict(read_policy_file(out / "policy.pt")["policy"])
@@ -290,7 +299,7 @@ def learn_in_imagination(
         real_steps += steps * cfg.real_envs
 
         # 2. the simulator
-        if cfg.simulator == "learned":
+        if cfg.simulator in LEARNED:
             previous = model
             with torch.random.fork_rng():  # initial weights from the loop's seed, not the global generator
                 torch.manual_seed(cfg.seed + k)
@@ -303,6 +312,8 @@ def learn_in_imagination(
             model.eval()
             model.game = game
             sim_opponent: Any = "model"
+            if cfg.simulator == "learned-dynamics":
+                sim_opponent = scripted_tensor_opponent(game, opponent, seed=cfg.seed)
         else:
             model = ExactModel(game) if simulator is None else simulator
             sim_opponent = scripted_tensor_opponent(game, opponent, seed=cfg.seed)
