@@ -56,7 +56,9 @@ def model_free(
 
 def imagination(
     out: Path, opponent: str, seed: int, args: argparse.Namespace, simulator: str
-) -> list[tuple[int, float]]:
+) -> tuple[list[tuple[int, float]], float, bool]:
+    """(real steps, real return) after each outer iteration, the run's own seconds (over all its sittings)
+    and whether it was continued from --out (with --resume; a finished run is read back)."""
     cfg = ImaginationConfig(
         real_steps=args.imagined_real_steps, real_steps_per_iteration=args.real_steps_per_iteration,
         model_steps=args.model_steps, imagined_steps_per_iteration=args.imagined_steps_per_iteration,
@@ -66,7 +68,16 @@ def imagination(
     lines = learn_in_imagination(
         out, opponent=opponent, cfg=cfg, model_overrides=json.loads(args.model), resume=resume
     )
-    return [(line["real_steps"], line["return_mean"]) for line in lines]
+    points = [(line["real_steps"], line["return_mean"]) for line in lines]
+    return points, float(lines[-1]["seconds"]), resume
+
+
+def below_before(points: np.ndarray, returns: np.ndarray, reached: float) -> float:
+    """The last evaluated real-step count before ``reached`` (model-free PPO's first point at the target):
+    the target was reached after it, so a method that needs N real steps needs at least that / N times
+    fewer (0 if there is none)."""
+    earlier = points[points < reached]
+    return float(earlier[-1]) if len(earlier) else 0.0
 
 
 def steps_to(points: np.ndarray, returns: np.ndarray, target: float) -> float:
@@ -79,7 +90,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--opponents", nargs="+", default=["greedy"])
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--budgets", type=int, nargs="+", default=[25_000, 50_000, 100_000, 250_000, 1_000_000])
+    p.add_argument(
+        "--budgets", type=int, nargs="+",
+        default=[25_000, 50_000, 100_000, 250_000, 400_000, 500_000, 600_000, 800_000, 1_000_000],
+    )  # fmt: skip
     p.add_argument("--num-envs", type=int, default=256, help="model-free PPO's games")
     p.add_argument(
         "--imagined-real-steps", type=int, default=50_000, help="real steps of learning in imagination"
@@ -104,6 +118,7 @@ def main() -> None:
     out = Path(args.out)
     start = time.perf_counter()
     rows, curves = [], {}
+    run_seconds, n_resumed = 0.0, 0  # the imagination runs' own time; how many were continued from --out
     for opp in args.opponents:
         methods = {"model-free PPO": None, "imagination, learned model": "learned"}
         if opp != "switching":  # the controls play the true opponents on the state an observation shows
@@ -117,7 +132,10 @@ def main() -> None:
                 if sim is None:
                     per_seed.append(model_free(run_dir, opp, seed, args.budgets, args.num_envs))
                 else:
-                    per_seed.append(imagination(run_dir, opp, seed, args, sim))
+                    points, seconds, resumed = imagination(run_dir, opp, seed, args, sim)
+                    per_seed.append(points)
+                    run_seconds += seconds
+                    n_resumed += resumed
                 print(
                     f"{opp} {name} seed {seed}: {per_seed[-1]} ({time.perf_counter() - start:.0f} s)",
                     flush=True,
@@ -128,13 +146,21 @@ def main() -> None:
         final = results["model-free PPO"][1][:, -1].mean()
         target = 0.9 * final
         mf_steps = steps_to(*results["model-free PPO"], target)
+        mf_below = below_before(*results["model-free PPO"], mf_steps)
         for name, (steps, returns) in results.items():
             need = steps_to(steps, returns, target)
+            ratio = ""
+            if name != "model-free PPO" and not (math.isinf(need) or math.isinf(mf_steps)):
+                ratio = f"{mf_steps / need:.1f}×" + (
+                    f" (at least {mf_below / need:.1f}×)" if mf_below else ""
+                )
+            elif name == "model-free PPO":
+                ratio = "1.0×"
             rows.append(
                 f"| {opp} | {name} | " + " / ".join(f"{int(s):,}" for s in steps) + " | "
                 + " / ".join(f"{m:.1f}" for m in returns.mean(0)) + f" | {returns[:, -1].mean():.2f} ± "
                 f"{ci95(returns[:, -1]):.2f} | " + ("not reached" if math.isinf(need) else f"{int(need):,}")
-                + " | " + ("" if math.isinf(need) or math.isinf(mf_steps) else f"{mf_steps / need:.1f}×") + " |"
+                + f" | {ratio} |"
             )  # fmt: skip
         if "imagination, exact simulator" in results:
             last = {name: r[1][:, -1].mean() for name, r in results.items()}
@@ -157,7 +183,13 @@ def main() -> None:
                 f"over training seeds; imagination: {args.imagined_real_steps:,} real steps in outer iterations of "
                 f"{args.real_steps_per_iteration:,}, {args.model_steps} model steps and "
                 f"{args.imagined_steps_per_iteration:,} imagined steps (horizon {args.horizon}) each; model "
-                f"{args.model}. Wall time {time.perf_counter() - start:.0f} s."
+                f"{args.model}. Wall time {time.perf_counter() - start:.0f} s"
+                + (
+                    f" (this sitting; {n_resumed} imagination runs were continued or read back from "
+                    f"{args.out} with --resume). The imagination runs took {run_seconds:.0f} s in all."
+                    if n_resumed
+                    else f"; the imagination runs {run_seconds:.0f} s of it."
+                )
             ),
             "",
             "| opponent | method | real steps | return at each | final return | real steps to 90% of model-free final | fewer real steps than model-free |",
