@@ -92,7 +92,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument(
         "--budgets", type=int, nargs="+",
-        default=[25_000, 50_000, 100_000, 250_000, 400_000, 500_000, 600_000, 800_000, 1_000_000],
+        default=[25_000, 50_000, 100_000, 250_000, 300_000, 350_000, 400_000, 500_000, 600_000, 800_000, 1_000_000],
     )  # fmt: skip
     p.add_argument("--num-envs", type=int, default=256, help="model-free PPO's games")
     p.add_argument(
