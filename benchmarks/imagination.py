@@ -33,7 +33,7 @@ from gridmarl import make_config
 from gridmarl_wm.agents import PPOConfig, make_trainer
 from gridmarl_wm.agents.checkpoint import LoadedPolicy
 from gridmarl_wm.agents.evaluate import policy_returns
-from gridmarl_wm.agents.imagination import ImaginationConfig, learn_in_imagination
+from gridmarl_wm.agents.imagination import STATE_FILE, ImaginationConfig, learn_in_imagination
 from gridmarl_wm.planning import ci95
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ def imagination(
         model_steps=args.model_steps, imagined_steps_per_iteration=args.imagined_steps_per_iteration,
         horizon=args.horizon, simulator=simulator, seed=seed,
     )  # fmt: skip
-    resume = args.resume and (out / "imagination_state.pt").exists()  # a run that was interrupted goes on
+    resume = args.resume and (out / STATE_FILE).exists()  # a run that was interrupted goes on
     lines = learn_in_imagination(
         out, opponent=opponent, cfg=cfg, model_overrides=json.loads(args.model), resume=resume
     )

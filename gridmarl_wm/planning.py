@@ -376,10 +376,8 @@ class MCTS:
             # the (node, choice) each simulation took at each depth, -1 below where it stopped
             path = np.full((2, R, W, H), -1, dtype=np.int64)
             opath = np.full((2, R, W, H), -1, dtype=np.int64) if maxmin else None
-            opath_w = None
             for w in range(W):  # one after another: each sees the visits in flight of those before it
-                if maxmin:
-                    opath_w = opath[:, :, w]
+                opath_w = None if opath is None else opath[:, :, w]
                 self._descend(trees, other_trees, actions[:, w], others[:, w], path[:, :, w], opath_w)
             ego = torch.as_tensor(actions.reshape(R * W, H), device=dev)
             opp = None

@@ -54,6 +54,12 @@ def _saved_settings(path: Path, args: argparse.Namespace, game: Any, settings: d
     return stored, settings
 
 
+def _set_threads(torch: Any, threads: int | None) -> None:
+    """torch's thread count: ``threads``, or the cores this process may use."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    torch.set_num_threads(threads or usable)
+
+
 def _defaults_parser() -> argparse.ArgumentParser:
     from gridmarl_wm.cli import _add_game_args
 
@@ -114,8 +120,7 @@ def cmd_learn(args: argparse.Namespace) -> None:
     from gridmarl_wm.agents.plots import plot_learning
     from gridmarl_wm.cli import _game_from_args
 
-    threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-    torch.set_num_threads(threads)
+    _set_threads(torch, args.threads)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per share of games
         if args.device != "cpu":
             raise ValueError(f"--device {args.device}: data-parallel training runs on CPU processes (gloo)")
@@ -188,12 +193,10 @@ def add_imagination_parser(sub: Any, add_game_args: Any) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--opponent", default="greedy", help="player_0's opponents, as for learn")
     p.add_argument("--simulator", default="learned", choices=list(SIMULATORS))
-    defaults = ImaginationConfig()
-    for name in ("real_steps", "real_steps_per_iteration", "real_envs", "model_steps", "model_batch",
-                 "imagined_steps_per_iteration", "imagined_envs", "horizon", "eval_seeds", "eval_episodes",
-                 "seed"):  # fmt: skip
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=getattr(defaults, name),
-                       help=f"default {getattr(defaults, name)}")  # fmt: skip
+    for f in fields(ImaginationConfig):  # every budget and the seed: ints
+        if f.name != "simulator":
+            p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=int, default=f.default,
+                           help=f"default {f.default}")  # fmt: skip
     p.add_argument(
         "--model", default="{}", help='WorldModelConfig fields as JSON, e.g. \'{"decoder": "mixture"}\''
     )
@@ -206,23 +209,19 @@ def add_imagination_parser(sub: Any, add_game_args: Any) -> None:
 def cmd_learn_in_imagination(args: argparse.Namespace) -> None:
     import torch
 
-    from gridmarl_wm.agents.imagination import ImaginationConfig, learn_in_imagination
+    from gridmarl_wm.agents.imagination import STATE_FILE, ImaginationConfig, learn_in_imagination
     from gridmarl_wm.cli import _game_from_args
 
-    threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-    torch.set_num_threads(threads)
+    _set_threads(torch, args.threads)
     try:
         overrides = json.loads(args.model)
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"--model must be a JSON object of WorldModelConfig fields, got {args.model!r}"
-        ) from err
+    except json.JSONDecodeError:
+        overrides = None
     if not isinstance(overrides, dict):
         raise ValueError(f"--model must be a JSON object of WorldModelConfig fields, got {args.model!r}")
-    names = [f.name for f in fields(ImaginationConfig)]
-    cfg = ImaginationConfig(**{k: getattr(args, k) for k in names})
+    cfg = ImaginationConfig(**{f.name: getattr(args, f.name) for f in fields(ImaginationConfig)})
     out = Path(args.out)
-    if (out / "imagination_state.pt").exists() and not args.resume:
+    if (out / STATE_FILE).exists() and not args.resume:
         raise ValueError(f"--out {out} already holds a run: pass --resume to continue it, or another --out")
     lines = learn_in_imagination(
         out, game=_game_from_args(args), opponent=args.opponent, cfg=cfg, model_overrides=overrides,
