@@ -18,6 +18,7 @@ import argparse
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -76,7 +77,7 @@ def versions() -> str:
 
 def provenance(note: str = "") -> str:
     """The lines every recorded block starts with: command, date, machine, versions, code version."""
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix().split(str(ROOT) + "/")[-1], *sys.argv[1:]])
+    command = "python " + shlex.join([Path(sys.argv[0]).as_posix().split(str(ROOT) + "/")[-1], *sys.argv[1:]])
     lines = [
         f"Command: `{command}` ({time.strftime('%Y-%m-%d')})",
         f"Machine: {machine()}; {versions()}",

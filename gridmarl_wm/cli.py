@@ -75,7 +75,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     from gridmarl_wm.data import load
     from gridmarl_wm.losses import LossWeights
     from gridmarl_wm.model import WorldModel
-    from gridmarl_wm.train import TrainConfig, Trainer, env_threads, model_config_for, plot_losses
+    from gridmarl_wm.train import (
+        TrainConfig,
+        Trainer,
+        architecture_defaults,
+        env_threads,
+        model_config_for,
+        plot_losses,
+    )
 
     env_threads()
     device = args.device
@@ -100,8 +107,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         weights=weights,
     )
     torch.manual_seed(args.seed)
-    architecture = {"variant": args.variant, "fusion": args.fusion, "agent_id": args.agent_id}
-    architecture |= {"decoder": args.decoder, "trunk": args.trunk, "mixture_scorer": args.mixture_scorer}
+    architecture = {"variant": args.variant, "agent_id": args.agent_id, "mixture_scorer": args.mixture_scorer}
+    architecture |= architecture_defaults(args.variant, args.decoder, args.trunk, args.fusion)
     constraints = not args.no_constraints
     model = WorldModel(model_config_for(game, data, constraints=constraints, **architecture))
     trainer = Trainer(model, data, game, cfg, args.out, extra_config={"data": str(args.data)})
@@ -179,10 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--variant", default="direct", choices=["direct", "latent", "vq", "autoencoder"])
-    p.add_argument("--fusion", default="concat", choices=["concat", "film"])
     p.add_argument(
-        "--decoder", default="pointer", choices=["pointer", "mixture"],
-        help="pointer: token by token; mixture: channel by channel (fast, see gridmarl_wm.mixture_decoder)",
+        "--fusion", default=None, choices=["concat", "film"],
+        help="how the joint action enters (default: film with the mlp trunk, concat otherwise)",
+    )  # fmt: skip
+    p.add_argument(
+        "--decoder", default=None, choices=["pointer", "mixture"],
+        help="pointer: token by token; mixture: channel by channel (fast, see gridmarl_wm.mixture_decoder). "
+        "Default: mixture for the direct variant (the main job's model), pointer for the others",
     )  # fmt: skip
     p.add_argument(
         "--mixture-scorer", type=int, default=16,
@@ -190,9 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument(
         "--trunk",
-        default="conv",
+        default=None,
         choices=["conv", "mlp", "local"],
-        help="mlp and local need --decoder mixture",
+        help="mlp and local need --decoder mixture (default: mlp with the mixture decoder, conv otherwise)",
     )
     p.add_argument("--agent-id", action="store_true", help="give the opponent head the player index")
     defaults = __import__("gridmarl_wm.train", fromlist=["TrainConfig"]).TrainConfig()

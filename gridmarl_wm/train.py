@@ -67,6 +67,21 @@ class TrainConfig:
     device: str = "cpu"
 
 
+def architecture_defaults(
+    variant: str = "direct", decoder: str | None = None, trunk: str | None = None, fusion: str | None = None
+) -> dict[str, str]:
+    """The decoder, trunk and fusion that ``gridmarl-wm train`` and learning in imagination use where they are
+    not given: the main job's model (the mixture decoder on an MLP trunk with FiLM) for the direct variant,
+    the pointer decoder on the convolutional trunk for the others, whose encoders need per-cell features."""
+    if decoder is None:
+        decoder = "mixture" if variant == "direct" and trunk in (None, "mlp", "local") else "pointer"
+    if trunk is None:
+        trunk = "mlp" if decoder == "mixture" and variant == "direct" else "conv"
+    if fusion is None:
+        fusion = "film" if trunk == "mlp" else "concat"
+    return {"decoder": decoder, "trunk": trunk, "fusion": fusion}
+
+
 def model_config_for(
     game: GridConfig,
     data: Transitions,

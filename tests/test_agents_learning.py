@@ -1,6 +1,8 @@
 """PPO learns, its checkpoints round-trip and resume exactly, a trained policy plays as an opponent, and
 every registered game trains."""
 
+import gc
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -203,7 +205,13 @@ def _ddp_worker(rank, world, init_file, out):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.set_num_threads(1)
     try:
-        tiny(out, **DDP_RUN).run(progress=False)
+        trainer = tiny(out, **DDP_RUN)
+        trainer.run(progress=False)
+        # Release the trainer before tearing gloo down, and tear it down together: a worker that exits
+        # while it or its peer still holds gloo state sometimes aborts at exit.
+        del trainer
+        gc.collect()
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -21,6 +21,8 @@ def test_collect_train_resume_eval(tmp_path):
         "train", "--data", str(data), "--out", str(run), "--steps", "4", "--batch-size", "32", "--no-progress"
     )
     assert (run / "checkpoint.pt").exists() and (run / "losses.png").exists()
+    model = json.loads((run / "config.json").read_text())["model"]  # the defaults: the main job's model
+    assert (model["decoder"], model["trunk"], model["fusion"]) == ("mixture", "mlp", "film")
     resumed = cli(
         "train",
         "--data",
@@ -88,3 +90,22 @@ def test_partial_view_game_collects_and_trains(tmp_path):
 def test_errors_are_clear(args, message, tmp_path):
     result = cli(*args, check=False)
     assert result.returncode != 0 and message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "variant, flags, expected",
+    [
+        ("direct", {}, ("mixture", "mlp", "film")),
+        ("direct", {"decoder": "pointer"}, ("pointer", "conv", "concat")),
+        ("direct", {"trunk": "conv"}, ("pointer", "conv", "concat")),
+        ("direct", {"trunk": "local"}, ("mixture", "local", "concat")),
+        ("direct", {"decoder": "mixture", "trunk": "conv", "fusion": "film"}, ("mixture", "conv", "film")),
+        ("latent", {}, ("pointer", "conv", "concat")),
+        ("vq", {"decoder": "mixture"}, ("mixture", "conv", "concat")),
+    ],
+)
+def test_train_architecture_defaults(variant, flags, expected):
+    from gridmarl_wm.train import architecture_defaults
+
+    given = {"decoder": None, "trunk": None, "fusion": None} | flags
+    assert tuple(architecture_defaults(variant, **given).values()) == expected

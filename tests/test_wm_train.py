@@ -1,5 +1,6 @@
 """Training infrastructure: checkpoints, refusal of bad files, exact resume, NaN stop, DDP equivalence."""
 
+import gc
 import pickle
 
 import numpy as np
@@ -141,7 +142,11 @@ def _ddp_worker(rank, world, init_file, out, data):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.set_num_threads(1)
     try:
-        make_trainer(data, out, steps=6).run(progress=False)
+        trainer = make_trainer(data, out, steps=6)
+        trainer.run(progress=False)
+        del trainer  # released before gloo is torn down, together (see test_agents_learning's worker)
+        gc.collect()
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -198,7 +198,10 @@ def add_imagination_parser(sub: Any, add_game_args: Any) -> None:
             p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=int, default=f.default,
                            help=f"default {f.default}")  # fmt: skip
     p.add_argument(
-        "--model", default="{}", help='WorldModelConfig fields as JSON, e.g. \'{"decoder": "mixture"}\''
+        "--model",
+        default="{}",
+        help="WorldModelConfig fields as JSON; a decoder, trunk or fusion left out is the main job's "
+        'model\'s (the mixture decoder on an MLP trunk with FiLM), e.g. \'{"decoder": "pointer"}\'',
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the usable cores)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in OUT")

@@ -221,7 +221,9 @@ def learn_in_imagination(
     Args:
         game: the game (default ``GridMARL-v0``'s); opponent: player_0's opponents, as ``gym.make`` takes
             them. ppo: PPO's settings for the imagined training (``total_steps`` is set by the loop).
-        model_overrides: :class:`~gridmarl_wm.WorldModelConfig` fields for the world model.
+        model_overrides: :class:`~gridmarl_wm.WorldModelConfig` fields for the world model; a decoder,
+            trunk or fusion left out is :func:`~gridmarl_wm.train.architecture_defaults`' (the main job's
+            model for the direct variant).
         simulator: with ``cfg.simulator == "exact"``, a stand-in for the rules (anything with
             ``WorldModel``'s ``sample``, e.g. a deliberately wrong model), played with the true opponents.
         **policy: :class:`PolicyConfig` fields (history 1: imagined games know one observation).
@@ -232,9 +234,14 @@ def learn_in_imagination(
     """
     from gridmarl_wm.exact_model import ExactModel
     from gridmarl_wm.model import WorldModel
-    from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
+    from gridmarl_wm.train import TrainConfig, Trainer, architecture_defaults, model_config_for
 
     game = make_config(game)
+    model_overrides = dict(model_overrides or {})
+    model_overrides |= architecture_defaults(
+        model_overrides.get("variant", "direct"),
+        *(model_overrides.get(k) for k in ("decoder", "trunk", "fusion")),
+    )
     check_opponent(opponent, game)
     if simulator is not None and cfg.simulator != "exact":
         raise ValueError("a given simulator stands in for the rules: use it with cfg.simulator='exact'")
@@ -266,7 +273,7 @@ def learn_in_imagination(
     real_steps = 0
     state_path = out / STATE_FILE
     settings = plain({"game": asdict(game), "opponent": str(opponent), "imagination": asdict(cfg),
-                      "model_overrides": model_overrides or {}, "policy": policy,
+                      "model_overrides": model_overrides, "policy": policy,
                       "simulator": None if simulator is None else type(simulator).__name__})  # fmt: skip
     first, elapsed = 0, 0.0
     if resume:
@@ -303,7 +310,7 @@ def learn_in_imagination(
             previous = model
             with torch.random.fork_rng():  # initial weights from the loop's seed, not the global generator
                 torch.manual_seed(cfg.seed + k)
-                model = WorldModel(model_config_for(game, data, **(model_overrides or {})))
+                model = WorldModel(model_config_for(game, data, **model_overrides))
             _warm_start(model, previous)
             train_cfg = TrainConfig(
                 steps=cfg.model_steps, batch_size=cfg.model_batch, seed=cfg.seed + k, checkpoint_every=10**9
