@@ -122,11 +122,11 @@ def main() -> None:
     )
     args = p.parse_args()
     # greedy opponents alone are the comparison the README quotes; other sets get blocks and plots of their own
-    name = "imagination" if args.opponents == ["greedy"] else "imagination_" + "_".join(args.opponents)
+    block = "imagination" if args.opponents == ["greedy"] else "imagination_" + "_".join(args.opponents)
     if args.env != "GridMARL-v0":
-        name += "_" + args.env.removeprefix("GridMARL-").removesuffix("-v0")
-    args.png = args.png or str(ROOT / "docs" / f"{name}.png")
-    args.out = args.out or f"runs/{name}"
+        block += "_" + args.env.removeprefix("GridMARL-").removesuffix("-v0")
+    args.png = args.png or str(ROOT / "docs" / f"{block}.png")
+    args.out = args.out or f"runs/{block}"
     torch.set_num_threads(args.threads)
     game = make_config(PRESETS[args.env])
     given = json.loads(args.model)
@@ -220,7 +220,7 @@ def main() -> None:
     print(table)
     if args.record:
         record(
-            name, table, title=f"Learning in imagination ({args.env}, {', '.join(args.opponents)} opponents)"
+            block, table, title=f"Learning in imagination ({args.env}, {', '.join(args.opponents)} opponents)"
         )
 
 
