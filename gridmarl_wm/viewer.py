@@ -428,7 +428,7 @@ class Viewer:
         self.policy = policy
         self.planner = planner
         if planner is not None and simulator is None:
-            from gridmarl_wm.planning import ExactSimulator, LearnedSimulator
+            from gridmarl_wm.simulators import ExactSimulator, LearnedSimulator
 
             if hasattr(model, "opponent_probs"):
                 simulator = LearnedSimulator(model, seed=seed)
