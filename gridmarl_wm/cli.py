@@ -116,9 +116,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         trainer.resume()
         print(f"resumed at step {trainer.step}")
     last = trainer.run(progress=not args.no_progress)
-    if trainer.world > 1:
+    if trainer.world > 1:  # every process reaches the end before gloo/NCCL is torn down
         import torch.distributed as dist
 
+        dist.barrier()
         dist.destroy_process_group()
     if trainer.rank != 0:
         return
