@@ -116,16 +116,21 @@ def cmd_train(args: argparse.Namespace) -> None:
         trainer.resume()
         print(f"resumed at step {trainer.step}")
     last = trainer.run(progress=not args.no_progress)
-    if trainer.world > 1:  # every process reaches the end before gloo/NCCL is torn down
+    rank, checkpoint_path = trainer.rank, trainer.checkpoint_path
+    if trainer.world > 1:  # the trainer released, then every process together, as `learn` does
+        import gc
+
         import torch.distributed as dist
 
+        del trainer, model
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
-    if trainer.rank != 0:
+    if rank != 0:
         return
     plot_losses(Path(args.out) / "metrics.jsonl", Path(args.out) / "losses.png")
     print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in last.items()}))
-    print(f"checkpoint: {trainer.checkpoint_path}; loss plot: {Path(args.out) / 'losses.png'}")
+    print(f"checkpoint: {checkpoint_path}; loss plot: {Path(args.out) / 'losses.png'}")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:

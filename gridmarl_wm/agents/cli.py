@@ -9,6 +9,7 @@ torchrun --nproc-per-node 2 -m gridmarl_wm.cli learn ...          # data-paralle
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 from dataclasses import fields
@@ -143,10 +144,16 @@ def cmd_learn(args: argparse.Namespace) -> None:
         trainer.resume()
         print(f"resumed at iteration {trainer.iteration} ({trainer.env_steps:,} env steps)")
     last = trainer.run(progress=not args.no_progress)
+    rank, checkpoint_path, elapsed = trainer.rank, trainer.checkpoint_path, trainer.elapsed
     if trainer.world > 1:
+        # Release the trainer before gloo is torn down, all processes together: a process that tears it
+        # down while the trainer still lives sometimes aborts at exit (SIGABRT, "terminate called without
+        # an active exception"), failing a run that finished.
+        del trainer
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
-    if trainer.rank != 0:
+    if rank != 0:
         return
     try:
         plot_learning(out / "metrics.jsonl", out / "returns.png")
@@ -154,23 +161,23 @@ def cmd_learn(args: argparse.Namespace) -> None:
         print(f"no learning-curve plot: {err}")
     if last:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in last.items()}))
-    print(f"policy: {trainer.checkpoint_path}; metrics: {out / 'metrics.jsonl'}")
+    print(f"policy: {checkpoint_path}; metrics: {out / 'metrics.jsonl'}")
     opponent_spec = settings["opponent"]
     if args.eval_episodes > 0 and opponent_spec != "self":
         from gridmarl_wm.agents.checkpoint import load_policy
         from gridmarl_wm.agents.evaluate import policy_returns
         from gridmarl_wm.agents.learn import resolve_opponent
 
-        policy = load_policy(trainer.checkpoint_path, game=game)
+        policy = load_policy(checkpoint_path, game=game)
         opponent = resolve_opponent(opponent_spec, game)
         result = policy_returns(
             policy, opponent, episodes=args.eval_episodes, game=game, switch_every=args.switch_every
         )
-        report = {"opponent": opponent_spec, **result.as_dict(), "train_seconds": trainer.elapsed}
+        report = {"opponent": opponent_spec, **result.as_dict(), "train_seconds": elapsed}
         (out / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
         print(
             f"real-env return per episode against {opponent_spec}: {result.mean:.2f} ± {result.ci95:.2f} "
-            f"(5 seeds × {args.eval_episodes} episodes, 95% t interval); trained {trainer.elapsed:.0f} s"
+            f"(5 seeds × {args.eval_episodes} episodes, 95% t interval); trained {elapsed:.0f} s"
         )
 
 
