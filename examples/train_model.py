@@ -12,7 +12,7 @@ import gridmarl
 from gridmarl_wm import WorldModel
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.evaluate import exhaustive_metrics
-from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
+from gridmarl_wm.train import TrainConfig, Trainer, architecture_defaults, model_config_for
 
 
 def main() -> None:
@@ -29,8 +29,9 @@ def main() -> None:
     data = collect(game, CollectConfig(steps=400, num_envs=64, seed=0))
     print(f"{len(data):,} transitions")
 
-    # 2. A model sized for this game (reward classes and impossible overlaps come from the data), trained.
-    model = WorldModel(model_config_for(game, data))
+    # 2. A model sized for this game (reward classes and counts per cell come from the data), trained: the
+    #    main job's model (mixture decoder, MLP trunk, FiLM), as `gridmarl-wm train` builds by default.
+    model = WorldModel(model_config_for(game, data, **architecture_defaults()))
     trainer = Trainer(model, data, game, TrainConfig(steps=args.steps), args.out)
     trainer.run(progress=True)
 
