@@ -35,7 +35,7 @@ from gridmarl_wm.agents.checkpoint import LoadedPolicy
 from gridmarl_wm.agents.evaluate import policy_returns
 from gridmarl_wm.agents.imagination import STATE_FILE, ImaginationConfig, learn_in_imagination
 from gridmarl_wm.planning import ci95
-from gridmarl_wm.train import architecture_defaults
+from gridmarl_wm.train import with_architecture_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,10 +129,7 @@ def main() -> None:
     args.out = args.out or f"runs/{block}"
     torch.set_num_threads(args.threads)
     game = make_config(PRESETS[args.env])
-    given = json.loads(args.model)
-    model = given | architecture_defaults(
-        given.get("variant", "direct"), *map(given.get, ("decoder", "trunk", "fusion"))
-    )
+    model = with_architecture_defaults(json.loads(args.model))
     out = Path(args.out)
     start = time.perf_counter()
     rows, curves = [], {}

@@ -79,6 +79,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         TrainConfig,
         Trainer,
         architecture_defaults,
+        end_process_group,
         env_threads,
         model_config_for,
         plot_losses,
@@ -117,15 +118,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"resumed at step {trainer.step}")
     last = trainer.run(progress=not args.no_progress)
     rank, checkpoint_path = trainer.rank, trainer.checkpoint_path
-    if trainer.world > 1:  # the trainer released, then every process together, as `learn` does
-        import gc
-
-        import torch.distributed as dist
-
-        del trainer, model
-        gc.collect()
-        dist.barrier()
-        dist.destroy_process_group()
+    if trainer.world > 1:
+        del trainer, model  # dropped before the group goes (see end_process_group)
+        end_process_group()
     if rank != 0:
         return
     plot_losses(Path(args.out) / "metrics.jsonl", Path(args.out) / "losses.png")

@@ -7,6 +7,7 @@ averaged over processes equal one process's gradient on the whole batch.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -82,6 +83,15 @@ def architecture_defaults(
     return {"decoder": decoder, "trunk": trunk, "fusion": fusion}
 
 
+def with_architecture_defaults(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """``overrides`` (:class:`WorldModelConfig` fields) with the decoder, trunk and fusion it leaves out (or
+    gives as None) filled in by :func:`architecture_defaults`."""
+    given = dict(overrides or {})
+    return given | architecture_defaults(
+        given.get("variant", "direct"), *map(given.get, ("decoder", "trunk", "fusion"))
+    )
+
+
 def model_config_for(
     game: GridConfig,
     data: Transitions,
@@ -115,6 +125,15 @@ def _distributed() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def end_process_group() -> None:
+    """Tear the process group down, every process together, once the caller has dropped its trainer: a
+    process that tears gloo down while a trainer still lives sometimes aborts at exit (SIGABRT, "terminate
+    called without an active exception"), failing a run that finished."""
+    gc.collect()
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 class Trainer:

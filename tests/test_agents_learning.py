@@ -1,8 +1,6 @@
 """PPO learns, its checkpoints round-trip and resume exactly, a trained policy plays as an opponent, and
 every registered game trains."""
 
-import gc
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ from gridmarl_wm.agents.checkpoint import POLICY_FORMAT, read_policy_file
 from gridmarl_wm.agents.evaluate import policy_returns, self_play_stats
 from gridmarl_wm.agents.policy import ActorCritic
 from gridmarl_wm.planning import ScriptedEgo, play
+from gridmarl_wm.train import end_process_group
 
 TINY = {"rollout_steps": 8, "minibatch_size": 256, "log_every": 1, "checkpoint_every": 2}
 
@@ -207,13 +206,11 @@ def _ddp_worker(rank, world, init_file, out):
     try:
         trainer = tiny(out, **DDP_RUN)
         trainer.run(progress=False)
-        # Release the trainer before tearing gloo down, and tear it down together: a worker that exits
-        # while it or its peer still holds gloo state sometimes aborts at exit.
-        del trainer
-        gc.collect()
-        dist.barrier()
-    finally:
+        del trainer  # dropped before the group goes, as the learn command does
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    end_process_group()
 
 
 def test_two_processes_match_one(tmp_path):

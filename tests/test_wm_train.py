@@ -1,6 +1,5 @@
 """Training infrastructure: checkpoints, refusal of bad files, exact resume, NaN stop, DDP equivalence."""
 
-import gc
 import pickle
 
 import numpy as np
@@ -14,7 +13,7 @@ from gridmarl_wm import checkpoint as ckpt
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.tokens import learn_structure
-from gridmarl_wm.train import TrainConfig, Trainer, TrainingDiverged, model_config_for
+from gridmarl_wm.train import TrainConfig, Trainer, TrainingDiverged, end_process_group, model_config_for
 
 GAME = gridmarl.make_config()
 SMALL = {"features": 16, "latent": 32, "d_model": 32}
@@ -144,11 +143,11 @@ def _ddp_worker(rank, world, init_file, out, data):
     try:
         trainer = make_trainer(data, out, steps=6)
         trainer.run(progress=False)
-        del trainer  # released before gloo is torn down, together (see test_agents_learning's worker)
-        gc.collect()
-        dist.barrier()
-    finally:
+        del trainer  # dropped before the group goes, as the train command does
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    end_process_group()
 
 
 def test_ddp_two_processes_match_one(data, tmp_path):

@@ -9,7 +9,6 @@ torchrun --nproc-per-node 2 -m gridmarl_wm.cli learn ...          # data-paralle
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 from dataclasses import fields
@@ -120,6 +119,7 @@ def cmd_learn(args: argparse.Namespace) -> None:
     from gridmarl_wm.agents.learn import make_trainer
     from gridmarl_wm.agents.plots import plot_learning
     from gridmarl_wm.cli import _game_from_args
+    from gridmarl_wm.train import end_process_group
 
     _set_threads(torch, args.threads)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per share of games
@@ -146,13 +146,8 @@ def cmd_learn(args: argparse.Namespace) -> None:
     last = trainer.run(progress=not args.no_progress)
     rank, checkpoint_path, elapsed = trainer.rank, trainer.checkpoint_path, trainer.elapsed
     if trainer.world > 1:
-        # Release the trainer before gloo is torn down, all processes together: a process that tears it
-        # down while the trainer still lives sometimes aborts at exit (SIGABRT, "terminate called without
-        # an active exception"), failing a run that finished.
-        del trainer
-        gc.collect()
-        dist.barrier()
-        dist.destroy_process_group()
+        del trainer  # dropped before the group goes (see end_process_group)
+        end_process_group()
     if rank != 0:
         return
     try:

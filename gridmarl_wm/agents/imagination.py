@@ -234,14 +234,10 @@ def learn_in_imagination(
     """
     from gridmarl_wm.exact_model import ExactModel
     from gridmarl_wm.model import WorldModel
-    from gridmarl_wm.train import TrainConfig, Trainer, architecture_defaults, model_config_for
+    from gridmarl_wm.train import TrainConfig, Trainer, model_config_for, with_architecture_defaults
 
     game = make_config(game)
-    model_overrides = dict(model_overrides or {})
-    model_overrides |= architecture_defaults(
-        model_overrides.get("variant", "direct"),
-        *(model_overrides.get(k) for k in ("decoder", "trunk", "fusion")),
-    )
+    model_overrides = with_architecture_defaults(model_overrides)
     check_opponent(opponent, game)
     if simulator is not None and cfg.simulator != "exact":
         raise ValueError("a given simulator stands in for the rules: use it with cfg.simulator='exact'")
