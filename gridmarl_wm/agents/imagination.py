@@ -70,7 +70,7 @@ class ImaginationConfig:
     """
 
     real_steps: int = 50_000
-    real_steps_per_iteration: int = 10_000
+    real_steps_per_iteration: int = 5_000
     real_envs: int = 64
     model_steps: int = 600
     model_batch: int = 512
