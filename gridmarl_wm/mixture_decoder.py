@@ -8,12 +8,14 @@ planes of the channels before it, from a mixture of K products of independent pe
     P(y_c | x, y_<c) = sum_k pi_k(x, y_<c) * prod_v Cat(y_c[v]; softmax(base(x, y_<c)[v] + offset_k[v]))
 
 ``log_prob`` is exact (a logsumexp over the K components), a sample is one pass per channel (pick a
-component, then every cell at once), and neither grows with the number of objects or tokens. A step that
-moves objects deterministically is one sharp component; an object that appears at a random cell needs one
-component per cell it may take (so K defaults to cells + 1), and objects of different channels that appear
-in the same step are exact because a later channel is conditioned on the earlier ones. Nothing about the
-game is built in: the shape comes from the observation, the most objects per cell from the data
-(:func:`max_per_cell`), and everything else is learned.
+component, then every cell at once), and neither grows with the number of objects or tokens. For
+sampling the parameters are regrouped once into tables (each channel's inputs, then its mixture logits,
+scorer context and cell logits, are one matrix product each) and regrouped again only after they change.
+A step that moves objects deterministically is one sharp component; an object that appears at a random
+cell needs one component per cell it may take (so K defaults to cells + 1), and objects of different
+channels that appear in the same step are exact because a later channel is conditioned on the earlier
+ones. Nothing about the game is built in: the shape comes from the observation, the most objects per
+cell from the data (:func:`max_per_cell`), and everything else is learned.
 
 The features' mixture logits are one output per cell of a global network, so an object that should be
 equally likely on several cells gets a slightly different logit on each (each cell's logit is fitted on its
@@ -29,6 +31,8 @@ through a two-layer MLP (the default grid has 16 cells, so this is about a tenth
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -40,6 +44,13 @@ N_CHANNELS = 5
 N_ACTIONS = 5
 OFFSET_GAIN = 8.0
 MAX_FILM_TABLE = 1024  # the MLP trunk looks its FiLM rows up when there are at most this many joint actions
+
+
+def parameters_key(module: nn.Module) -> tuple:
+    """What changes when any of ``module``'s parameters does: in place (an optimiser step, a load), by a
+    new tensor or a move to another device or dtype. Tables built from the parameters are kept with it and
+    built again when it changes."""
+    return tuple((id(t), t._version, t.data_ptr(), t.device, t.dtype) for t in module.parameters())
 
 
 def max_per_cell(observations: np.ndarray) -> tuple[int, ...]:
@@ -98,7 +109,14 @@ class MLPTrunk(nn.Module):
         if not hasattr(self, "joint_one_hots"):
             out = self.film(F.one_hot(joint, N_ACTIONS).flatten(1).to(dtype))
             return out + self.unit_scale
-        table = self.film(self.joint_one_hots.to(dtype)) + self.unit_scale
+        if torch.is_grad_enabled():  # training: the table is part of the graph
+            table = self.film(self.joint_one_hots.to(dtype)) + self.unit_scale
+        else:  # built once, and again after the layer's parameters change
+            key = (*parameters_key(self.film), dtype)
+            if getattr(self, "_table_key", None) != key:
+                self._table = self.film(self.joint_one_hots.to(dtype)) + self.unit_scale
+                self._table_key = key
+            table = self._table
         return F.embedding((joint * self.joint_digits).sum(1), table)
 
     def with_cells(self, obs: torch.Tensor, joint: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -334,6 +352,53 @@ class MixtureDecoder(nn.Module):
             out.append(torch.where(ok[:, None], total, torch.full_like(total, -float("inf"))))
         return out[0], (out[1] if alone else None)
 
+    def _sampling_tables(self) -> dict[str, Any]:
+        """The parameters regrouped for :meth:`sample`, built once and again only after a parameter changes
+        (an optimiser step, a load, a move to another device):
+
+        - ``incoming[c]`` (c * V, width): what the planes of channels 0 .. c - 1 add to channel c's inputs
+          (the rows of ``previous`` that feed channel c, so channel c's inputs are one product);
+        - ``head_w[c]``, ``head_b[c]``: channel c's mixture logits, scorer context (its input bias folded in)
+          and per-cell logits from its hidden layer, one product; with two count classes the logits are
+          their difference (P(count 1) = sigmoid of it);
+        - ``offset[c]``: each component's shift of those logits, times ``OFFSET_GAIN``;
+        - ``score_in[c]`` (cell_inputs + 4, scorer): the scorer's input weights, zero for the planes not
+          yet decoded, so every channel reads the same cells tensor;
+        - ``context_w``, ``context_b``: the context layer with its outputs padded to a multiple of 16 (a
+          product whose width is a multiple of the vector width runs up to twice as fast on a CPU)."""
+        key = parameters_key(self)
+        if getattr(self, "_tables_key", None) == key:
+            return self._tables
+        w = self.width
+        tables: dict[str, Any] = {"incoming": [], "head_w": [], "head_b": [], "offset": [], "score_in": []}
+        with torch.no_grad():
+            for c, L in enumerate(self.levels):
+                blocks = [self.previous[s].weight[(c - s - 1) * w : (c - s) * w] for s in range(c)]
+                tables["incoming"].append(torch.cat(blocks, dim=1).t().contiguous() if c else None)
+                base_w, base_b = self.base[c].weight, self.base[c].bias
+                offset = self.offset[c] * OFFSET_GAIN
+                if L == 2:  # count 1's logit minus count 0's
+                    base_w = (base_w[1::2] - base_w[0::2]).contiguous()
+                    base_b = base_b[1::2] - base_b[0::2]
+                    offset = offset[..., 1] - offset[..., 0]
+                rows_w, rows_b = [self.mixture[c].weight], [self.mixture[c].bias]
+                if self.scorer:
+                    rows_w.append(self.score_ctx[c].weight)
+                    rows_b.append(self.score_ctx[c].bias + self.score_in[c].bias)
+                    pad = self.score_in[c].weight.new_zeros(self.scorer, N_CHANNELS - 1 - c)
+                    tables["score_in"].append(
+                        torch.cat([self.score_in[c].weight, pad], dim=1).t().contiguous()
+                    )
+                tables["head_w"].append(torch.cat([*rows_w, base_w]).t().contiguous())
+                tables["head_b"].append(torch.cat([*rows_b, base_b]))
+                tables["offset"].append(offset.contiguous())
+            n = self.context.out_features
+            pad = -n % 16
+            tables["context_w"] = F.pad(self.context.weight, (0, 0, 0, pad)).t().contiguous()
+            tables["context_b"] = F.pad(self.context.bias, (0, pad))
+        self._tables_key, self._tables = key, tables
+        return tables
+
     @torch.no_grad()
     def sample(
         self,
@@ -345,41 +410,56 @@ class MixtureDecoder(nn.Module):
         """(B, 5, h, w) float32 next observations drawn channel by channel (``cells`` (B, V, cell_inputs):
         the cells' inputs, with a cell scorer). ``temperature`` scales every logit; 0 takes the most likely
         component, then the most likely count of every cell."""
-        rest = self._context(feats)
-        B, V = feats.shape[0], self.n_cells
-        if self.scorer and cells is not None:  # room for the planes as they are drawn
-            cells = torch.cat([cells, cells.new_zeros(B, V, N_CHANNELS - 1)], dim=2)
-        planes: list[torch.Tensor] = []
+        tables = self._sampling_tables()
+        B, V, h, K, S = feats.shape[0], self.n_cells, self.hidden, self.n_mixture, self.scorer
+        ctx = torch.addmm(tables["context_b"], feats.flatten(1), tables["context_w"])
+        ctx = ctx[:, : N_CHANNELS * self.width].view(B, N_CHANNELS, self.width)  # (B, 5, width)
+        if S:
+            if cells is None:
+                raise ValueError(
+                    "this mixture decoder scores cells: pass their inputs, cells=(B, V, cell_inputs)"
+                )
+            cells = torch.cat([cells, cells.new_zeros(B, V, N_CHANNELS - 1)], dim=2)  # room for the planes
+        planes = ctx.new_empty(B, N_CHANNELS, V)
         for c, L in enumerate(self.levels):
-            g = F.relu(rest[:, 0, : self.hidden])
-            sub = None if cells is None else cells[..., : self.cell_inputs + c]
-            mix = self._mixture_logits(c, rest, g, sub)  # (B, components)
-            logits = self.base[c](g).view(B, V, L)
+            # channel c's inputs: the features' part and what the planes before it add
+            x = (
+                ctx[:, c]
+                if c == 0
+                else torch.addmm(ctx[:, c], planes[:, :c].flatten(1), tables["incoming"][c])
+            )
+            out = torch.addmm(tables["head_b"][c], x[:, :h].relu(), tables["head_w"][c])
+            mix = out[:, :K] + x[:, h : h + K]
+            if S:
+                # units = relu(score_in(cell) + score_ctx(hidden layer)): one product over every cell of
+                # every game, then the context added in place
+                units = torch.mm(cells.view(B * V, -1), tables["score_in"][c]).view(B, V, S)
+                units = units.add_(out[:, None, K : K + S]).relu_()
+                score = torch.matmul(units, self.score_out[c].weight[0]) + self.score_out[c].bias
+                n = self.n_scored
+                mix = torch.cat([score, mix[:, :n] + score[:, :n], mix[:, n:]], dim=1)
+            logits, offset = out[:, K + S :], tables["offset"][c]
             if temperature == 0:
-                count = (logits + self.offset[c][mix.argmax(-1)] * OFFSET_GAIN).argmax(-1)
+                k = mix.argmax(-1)
+                if L == 2:  # count 1 where its logit is the larger (ties to 0, as argmax does)
+                    planes[:, c] = (logits + offset[k]) > 0
+                else:
+                    planes[:, c] = (logits.view(B, V, L) + offset[k]).argmax(-1)
             else:
                 if temperature != 1:
-                    mix, logits = mix / temperature, logits / temperature
+                    mix, logits, offset = mix / temperature, logits / temperature, offset / temperature
                 # one uniform draw per component pick and per cell, then inverse CDFs (cheaper than
                 # torch.multinomial, which draws exponentials)
                 k = categorical(mix.softmax(-1), generator)
-                offset = self.offset[c][k] * (OFFSET_GAIN / temperature)
-                u = torch.rand((B, V), generator=generator, device=g.device, dtype=g.dtype)
-                if L == 2:  # P(count 1) = sigmoid(l1 - l0): the same distribution with fewer operations
-                    diff = logits[..., 1] - logits[..., 0] + (offset[..., 1] - offset[..., 0])
-                    count = (u < diff.sigmoid()).to(g.dtype)
-                else:  # inverse CDF per cell
-                    cdf = (logits + offset).softmax(-1).cumsum(-1)
-                    count = (
-                        (cdf < (1.0 - u)[..., None]).sum(-1).clamp(max=L - 1).to(g.dtype)
-                    )  # never a p = 0 count
-            plane = count.to(g.dtype)
-            planes.append(plane)
-            if c < N_CHANNELS - 1:
-                rest = self._after(rest, c, plane)
-                if cells is not None:
-                    cells[..., self.cell_inputs + c] = plane.to(cells.dtype)
-        return torch.stack(planes, dim=1).view(B, *self.shape).float()
+                u = torch.rand((B, V), generator=generator, device=x.device, dtype=x.dtype)
+                if L == 2:  # P(count 1) = sigmoid(l1 - l0)
+                    planes[:, c] = u < (logits + offset[k]).sigmoid()
+                else:  # inverse CDF per cell, never a p = 0 count
+                    cdf = (logits.view(B, V, L) + offset[k]).softmax(-1).cumsum(-1)
+                    planes[:, c] = (cdf < (1.0 - u)[..., None]).sum(-1).clamp(max=L - 1)
+            if S and c < N_CHANNELS - 1:
+                cells[..., self.cell_inputs + c] = planes[:, c]
+        return planes.view(B, *self.shape).float()
 
 
 DECODERS = ("pointer", "mixture")

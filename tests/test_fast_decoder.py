@@ -58,7 +58,8 @@ def test_log_prob_sums_to_one_and_sampling_matches_it(overrides):
     p = model.log_prob(obs.expand(M, -1, -1, -1), a.expand(M), others.expand(M, 1), outcomes).exp()
     assert abs(float(p.sum()) - 1.0) < 1e-5
     pred = model(obs.expand(M, -1, -1, -1), model.joint(a.expand(M), others.expand(M, 1)), heads=False)
-    full, alone = model.decode_log_probs(pred, obs.expand(M, -1, -1, -1), outcomes, features_alone=True)
+    with torch.no_grad():
+        full, alone = model.decode_log_probs(pred, obs.expand(M, -1, -1, -1), outcomes, features_alone=True)
     assert torch.allclose(full.exp(), p, atol=1e-6)
     if model.cfg.mixture_scorer:
         assert abs(float(alone.exp().sum()) - 1.0) < 1e-5 and not torch.allclose(alone, full)
@@ -172,6 +173,31 @@ def test_a_briefly_trained_model_beats_an_action_blind_one():
     assert model.log_prob(obs, joint[:, 0], joint[:, 1:], nxt).exp().min() > 0.9
     sampled, _ = model.sample(obs, joint[:, 0], joint[:, 1:], temperature=0)
     assert torch.equal(sampled, nxt)
+
+
+def test_sampling_regroups_the_parameters_once_and_again_after_they_change():
+    """``sample`` regroups the decoder's parameters into tables once and reuses them; an optimiser step
+    changes the parameters in place, and the next sample comes from the new ones (as a fresh copy's does).
+    The same for the table of the trunk's FiLM rows, one per joint action."""
+    model = _tiny(max_per_cell=(1, 2, 1, 1, 1), fusion="film")
+    obs = torch.zeros(256, 5, 1, 2)
+    obs[:, 0, 0, 0] = obs[:, 1, 0, 1] = 1
+    a, others = torch.arange(256) % 5, (torch.arange(256) // 5 % 5)[:, None]
+    model.sample(obs, a, others)
+    tables = model.decoder._sampling_tables()
+    assert model.decoder._sampling_tables() is tables  # built once
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    gen = torch.Generator().manual_seed(0)
+    for q in model.parameters():
+        q.grad = torch.randn(q.shape, generator=gen)
+    opt.step()
+    fresh = WorldModel(model.cfg).eval()
+    fresh.load_state_dict(model.state_dict())
+    for temperature in (1.0, 0.0):
+        g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        mine = model.sample(obs, a, others, g1, temperature=temperature)[0]
+        assert torch.equal(mine, fresh.sample(obs, a, others, g2, temperature=temperature)[0])
+    assert model.decoder._sampling_tables() is not tables
 
 
 def test_checkpoint_round_trip_and_cli_config(tmp_path):
