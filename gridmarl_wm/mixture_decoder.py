@@ -31,6 +31,7 @@ through a two-layer MLP (the default grid has 16 cells, so this is about a tenth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -46,11 +47,15 @@ OFFSET_GAIN = 8.0
 MAX_FILM_TABLE = 1024  # the MLP trunk looks its FiLM rows up when there are at most this many joint actions
 
 
-def parameters_key(module: nn.Module) -> tuple:
-    """What changes when any of ``module``'s parameters does: in place (an optimiser step, a load), by a
-    new tensor or a move to another device or dtype. Tables built from the parameters are kept with it and
-    built again when it changes."""
-    return tuple((id(t), t._version, t.data_ptr(), t.device, t.dtype) for t in module.parameters())
+def built_from_parameters(module: nn.Module, build: Callable[[], Any], *extra: Any) -> Any:
+    """``build()``, kept on ``module`` and built again only when one of its parameters has changed since (in
+    place, as an optimiser step or a load changes it, or by a new tensor, device or dtype) or ``extra``
+    differs: tables regrouped from the parameters, built once rather than at every step."""
+    key = (*((id(t), t._version, t.data_ptr(), t.device, t.dtype) for t in module.parameters()), *extra)
+    kept = module.__dict__.get("_built_from_parameters")
+    if kept is None or kept[0] != key:
+        kept = module.__dict__["_built_from_parameters"] = (key, build())
+    return kept[1]
 
 
 def max_per_cell(observations: np.ndarray) -> tuple[int, ...]:
@@ -109,14 +114,12 @@ class MLPTrunk(nn.Module):
         if not hasattr(self, "joint_one_hots"):
             out = self.film(F.one_hot(joint, N_ACTIONS).flatten(1).to(dtype))
             return out + self.unit_scale
-        if torch.is_grad_enabled():  # training: the table is part of the graph
-            table = self.film(self.joint_one_hots.to(dtype)) + self.unit_scale
-        else:  # built once, and again after the layer's parameters change
-            key = (*parameters_key(self.film), dtype)
-            if getattr(self, "_table_key", None) != key:
-                self._table = self.film(self.joint_one_hots.to(dtype)) + self.unit_scale
-                self._table_key = key
-            table = self._table
+
+        def build() -> torch.Tensor:
+            return self.film(self.joint_one_hots.to(dtype)) + self.unit_scale
+
+        # training: the table is part of the graph; otherwise built once per change of the layer's parameters
+        table = build() if torch.is_grad_enabled() else built_from_parameters(self.film, build, dtype)
         return F.embedding((joint * self.joint_digits).sum(1), table)
 
     def with_cells(self, obs: torch.Tensor, joint: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,16 +276,24 @@ class MixtureDecoder(nn.Module):
         mix = self.mixture[c](g) + rest[:, 0, h : h + K]
         if not self.scorer:
             return mix
+        self._check_cells(cells)
+        # units = relu(score_in(cells) + score_ctx(g)), the context added inside one batched product
+        score_in = self.score_in[c]
+        ctx = F.linear(g, self.score_ctx[c].weight, self.score_ctx[c].bias + score_in.bias)
+        w_in = score_in.weight.t().expand(cells.shape[0], -1, -1)
+        return self._with_scores(c, mix, torch.baddbmm(ctx[:, None, :], cells, w_in).relu_())
+
+    def _check_cells(self, cells: torch.Tensor | None) -> None:
         if cells is None:
             raise ValueError(
                 "this mixture decoder scores cells: pass their inputs, cells=(B, V, cell_inputs)"
             )
-        # units = relu(score_in(cells) + score_ctx(g)), the context added inside one batched product
-        score_in, score_out = self.score_in[c], self.score_out[c]
-        ctx = F.linear(g, self.score_ctx[c].weight, self.score_ctx[c].bias + score_in.bias)
-        w_in = score_in.weight.t().expand(cells.shape[0], -1, -1)
-        units = torch.baddbmm(ctx[:, None, :], cells, w_in).relu_()  # (B, V, scorer)
-        score = torch.matmul(units, score_out.weight[0]) + score_out.bias  # (B, V)
+
+    def _with_scores(self, c: int, mix: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
+        """(B, components) channel c's mixture logits from the features' ``mix`` (B, K) and the scorer's
+        hidden units (B, V, scorer): the cells' own components (their scores) first, then the features'
+        components, those that start on a cell with its score added."""
+        score = torch.matmul(units, self.score_out[c].weight[0]) + self.score_out[c].bias  # (B, V)
         n = self.n_scored
         return torch.cat([score, mix[:, :n] + score[:, :n], mix[:, n:]], dim=1)
 
@@ -364,11 +375,11 @@ class MixtureDecoder(nn.Module):
         - ``offset[c]``: each component's shift of those logits, times ``OFFSET_GAIN``;
         - ``score_in[c]`` (cell_inputs + 4, scorer): the scorer's input weights, zero for the planes not
           yet decoded, so every channel reads the same cells tensor;
-        - ``context_w``, ``context_b``: the context layer with its outputs padded to a multiple of 16 (a
-          product whose width is a multiple of the vector width runs up to twice as fast on a CPU)."""
-        key = parameters_key(self)
-        if getattr(self, "_tables_key", None) == key:
-            return self._tables
+        - ``context_w``, ``context_b``: the context layer with its outputs padded to a multiple of 16 (on a
+          CPU a product whose width is a multiple of the vector width runs faster)."""
+        return built_from_parameters(self, self._build_sampling_tables)
+
+    def _build_sampling_tables(self) -> dict[str, Any]:
         w = self.width
         tables: dict[str, Any] = {"incoming": [], "head_w": [], "head_b": [], "offset": [], "score_in": []}
         with torch.no_grad():
@@ -396,7 +407,6 @@ class MixtureDecoder(nn.Module):
             pad = -n % 16
             tables["context_w"] = F.pad(self.context.weight, (0, 0, 0, pad)).t().contiguous()
             tables["context_b"] = F.pad(self.context.bias, (0, pad))
-        self._tables_key, self._tables = key, tables
         return tables
 
     @torch.no_grad()
@@ -415,10 +425,7 @@ class MixtureDecoder(nn.Module):
         ctx = torch.addmm(tables["context_b"], feats.flatten(1), tables["context_w"])
         ctx = ctx[:, : N_CHANNELS * self.width].view(B, N_CHANNELS, self.width)  # (B, 5, width)
         if S:
-            if cells is None:
-                raise ValueError(
-                    "this mixture decoder scores cells: pass their inputs, cells=(B, V, cell_inputs)"
-                )
+            self._check_cells(cells)
             cells = torch.cat([cells, cells.new_zeros(B, V, N_CHANNELS - 1)], dim=2)  # room for the planes
         planes = ctx.new_empty(B, N_CHANNELS, V)
         for c, L in enumerate(self.levels):
@@ -434,10 +441,7 @@ class MixtureDecoder(nn.Module):
                 # units = relu(score_in(cell) + score_ctx(hidden layer)): one product over every cell of
                 # every game, then the context added in place
                 units = torch.mm(cells.view(B * V, -1), tables["score_in"][c]).view(B, V, S)
-                units = units.add_(out[:, None, K : K + S]).relu_()
-                score = torch.matmul(units, self.score_out[c].weight[0]) + self.score_out[c].bias
-                n = self.n_scored
-                mix = torch.cat([score, mix[:, :n] + score[:, :n], mix[:, n:]], dim=1)
+                mix = self._with_scores(c, mix, units.add_(out[:, None, K : K + S]).relu_())
             logits, offset = out[:, K + S :], tables["offset"][c]
             if temperature == 0:
                 k = mix.argmax(-1)
