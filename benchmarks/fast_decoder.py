@@ -6,6 +6,7 @@ on each model.
     python benchmarks/fast_decoder.py train --decoder pointer --steps 3000 --out runs/fast
     python benchmarks/fast_decoder.py train --decoder mixture --steps 3000 --out runs/fast
     python benchmarks/fast_decoder.py train --decoder mixture-no-scorer --steps 3000 --out runs/fast
+    python benchmarks/fast_decoder.py train --decoder mixture-narrow --steps 3000 --out runs/fast
     python benchmarks/fast_decoder.py speed --out runs/fast          # every checkpoint, and the scaling
     python benchmarks/fast_decoder.py planners --out runs/fast       # decisions/s and the model gap
     python benchmarks/fast_decoder.py record --out runs/fast         # the tables into RESULTS.md
@@ -19,9 +20,7 @@ joint action (or ``--sample-states`` of them), and open-loop prediction with the
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,21 +28,29 @@ from pathlib import Path
 import numpy as np
 import torch
 from recording import provenance, record
+from timing import device_sync, imagined_run, rates, real_run
 
 import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.evaluate import exhaustive_metrics, open_loop
-from gridmarl_wm.imagine import ImaginedSimulator
 from gridmarl_wm.io import atomic_write_text
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
 
 # The decoders as the issue compares them, each with the trunk that suits it; the mixture decoder with its
-# cell scorer (the default) and without it (what the scorer buys).
+# cell scorer (the default) and without it (what the scorer buys), and with half the default width of the
+# trunk's output and the heads (d_model 64: about 60% of the default's multiply-adds per imagined step).
 DECODERS = {
     "pointer": {"decoder": "pointer", "trunk": "conv"},
     "mixture": {"decoder": "mixture", "trunk": "mlp", "fusion": "film", "mixture_scorer": 16},
     "mixture-no-scorer": {"decoder": "mixture", "trunk": "mlp", "fusion": "film", "mixture_scorer": 0},
+    "mixture-narrow": {
+        "decoder": "mixture",
+        "trunk": "mlp",
+        "fusion": "film",
+        "mixture_scorer": 16,
+        "d_model": 64,
+    },
 }
 # The games of the scaling table: (name, game kwargs).
 GAMES = [
@@ -64,60 +71,6 @@ def _read(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def timed(fn, repeats: int, work: int, sync=lambda: None) -> float:
-    """Median of ``repeats`` runs of ``fn`` in units of ``work`` per second (after one warm-up run)."""
-    fn()
-    rates = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        rates.append(work / (time.perf_counter() - start))
-    return statistics.median(rates)
-
-
-def imagined_rate(model, game, batch: int, steps: int, repeats: int, device: str, amp: str = "none") -> float:
-    """Imagined steps per second of ``ImaginedSimulator.step`` (the opponent head, then a sampled next
-    observation and reward) on ``batch`` games started from real observations."""
-    core = gridmarl.GridCore(game)
-    state = core.reset(np.random.default_rng(0).random((batch, game.n_agents + game.n_coins)))
-    obs0 = torch.as_tensor(core.observe(state, (0,))[:, 0], device=device)
-    actions = torch.randint(0, 5, (steps, batch), device=device, generator=torch.Generator().manual_seed(0))
-    sim = ImaginedSimulator(model, generator=torch.Generator(device=device).manual_seed(0))
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if amp == "bf16" and device.startswith("cuda")
-        else contextlib.nullcontext()
-    )
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-
-    def run():
-        obs = obs0
-        with autocast:
-            for k in range(steps):
-                obs, _, _ = sim.step(obs, actions[k])
-
-    return timed(run, repeats, batch * steps, sync)
-
-
-def real_rate(game_kwargs: dict, batch: int, repeats: int) -> float:
-    import gymnasium as gym
-
-    venv = gym.make_vec("GridMARL-v0", num_envs=batch, vectorization_mode="vector_entry_point", **game_kwargs)
-    venv.reset(seed=0)
-    acts = np.random.default_rng(0).integers(0, 5, (50, batch))
-
-    def run():
-        for a in acts:
-            venv.step(a)
-
-    rate = timed(run, repeats, 50 * batch)
-    venv.close()
-    return rate
-
-
-# ---------------------------------------------------------------------------------------------- stages
 def cmd_train(args) -> None:
     torch.set_num_threads(args.threads)
     game = gridmarl.make_config()
@@ -169,8 +122,9 @@ def cmd_train(args) -> None:
 def cmd_speed(args) -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    rows = []
     game = gridmarl.make_config()
+    sync = device_sync(args.device)
+    runs = {}
     for name in DECODERS:
         path = out / name / "checkpoint.pt"
         if not path.exists():
@@ -178,19 +132,18 @@ def cmd_speed(args) -> None:
             continue
         model = WorldModel.load(path, map_location=args.device).eval()
         for batch in args.batches:
-            rate = imagined_rate(model, game, batch, args.steps, args.repeats, args.device, args.amp)
-            rows.append({"what": f"{name} decoder (trained), batch {batch:,}", "per_s": rate})
-            print(rows[-1], flush=True)
-    rows.append(
-        {"what": "real vector env, N=4,096, random opponents", "per_s": real_rate({}, 4096, args.repeats)}
-    )
-    print(rows[-1], flush=True)
+            what = f"{name} decoder (trained), batch {batch:,}"
+            runs[what] = imagined_run(model, game, batch, args.steps, args.device, args.amp)
+    runs["real vector env, N=4,096, random opponents"] = real_run({}, 4096)
+    rows = [{"what": what, "per_s": rate} for what, rate in rates(runs, args.repeats, sync).items()]
+    print(*rows, sep="\n", flush=True)
     scaling = []
     for title, kwargs in GAMES:
         g = gridmarl.make_config(**kwargs)
         data = collect(g, CollectConfig(steps=20, num_envs=64, seed=0))
         entry = {"game": title, "cells": g.obs_shape[1] * g.obs_shape[2], "objects": None}
         entry["objects"] = int(np.asarray(data.obs[:1]).sum())
+        runs = {}
         for name, spec in DECODERS.items():
             torch.manual_seed(0)
             cfg = model_config_for(g, data, **spec)
@@ -198,8 +151,9 @@ def cmd_speed(args) -> None:
                 entry["tokens"] = cfg.layout.length
             model = WorldModel(cfg).to(args.device).eval()
             model.game = g
-            entry[name] = imagined_rate(model, g, args.scaling_batch, args.steps, args.repeats, args.device)
-        entry["real"] = real_rate(kwargs, args.scaling_batch, args.repeats)
+            runs[name] = imagined_run(model, g, args.scaling_batch, args.steps, args.device)
+        runs["real"] = real_run(kwargs, args.scaling_batch)
+        entry.update(rates(runs, args.repeats, sync))
         scaling.append(entry)
         print(entry, flush=True)
     _write(
@@ -283,7 +237,8 @@ def cmd_record(args) -> None:
     speed = _read(out / "speed_cpu.json")
     if speed:
         lines += ["", "Imagined steps per second (one `ImaginedSimulator.step`: the opponent head, then a sampled "
-                  "next observation and reward), median of repeated runs, beside the real vector env in the same run:",
+                  "next observation and reward), the median of repeated rounds, each of which times every row in "
+                  "turn (the real vector env too; `benchmarks/timing.py`):",
                   "", "| what | steps/s |", "|---|---:|"]  # fmt: skip
         lines += [f"| {r['what']} | {r['per_s']:,.0f} |" for r in speed["rows"]]
         names = [n for n in DECODERS if n in speed["scaling"][0]]
@@ -299,8 +254,8 @@ def cmd_record(args) -> None:
         )
     plan = _read(out / "planners.json")
     if plan:
-        lines += ["", f"Planners with their default budgets against a random opponent, {len(plan['seeds'])} seeds x "
-                  f"{plan['episodes']} games in lockstep; the gap is learned / exact return, ± its 95% half-width:", "",
+        lines += ["", f"Planners with their default budgets against a random opponent, "
+                  f"{len(plan['seeds']) * plan['episodes']} games in lockstep ({len(plan['seeds'])} seeds x {plan['episodes']}); the gap is learned / exact return, ± its 95% half-width:", "",
                   "| decoder | planner | decisions/s (learned) | decisions/s (exact) | return learned / exact | "
                   "model gap |", "|---|---|---:|---:|---:|---|"]  # fmt: skip
         for r in plan["rows"]:

@@ -11,47 +11,26 @@ head, then a sampled next observation and reward. The model is a trained checkpo
 trained here for ``--train-steps`` steps on random play; with ``--untrained`` a default-sized untrained model
 is timed instead, and every figure says so (its samples are not the trained model's: how many objects a
 sampled observation holds changes the decoder's work). ``--amp both`` times fp32 and bf16 autocast in the
-same run. Figures are medians of ``--repeats`` timed runs; --record writes the table into
+same run. Figures are medians of ``--repeats`` rounds, each timing every batch and the real env in turn
+(``benchmarks/timing.py``); --record writes the table into
 benchmarks/RESULTS.md (block ``imagined_throughput_cpu`` or ``imagined_throughput_cuda``).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import platform
-import statistics
 import sys
-import time
 
-import gymnasium as gym
-import numpy as np
 import torch
 from recording import provenance, record
+from timing import device_sync, imagined_run, rates, real_run
 
 import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.planning import CEM, MCTS, ExactSimulator, LearnedSimulator, RandomShooting, play
 from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
-
-
-def timed(fn, repeats: int, work: int) -> float:
-    """Median of ``repeats`` runs of ``fn`` in units of ``work`` per second."""
-    fn()  # warm-up
-    rates = []
-    for _ in range(repeats):
-        sync()
-        t = time.perf_counter()
-        fn()
-        sync()
-        rates.append(work / (time.perf_counter() - t))
-    return statistics.median(rates)
-
-
-def sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def main() -> None:
@@ -70,7 +49,8 @@ def main() -> None:
     p.add_argument("--busy", action="store_true", help="note in the record that the machine was shared")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-planners", action="store_true")
-    p.add_argument("--planner-games", type=int, default=4, help="real games played in lockstep per planner")
+    p.add_argument("--planner-seeds", type=int, default=3, help="seeds of real games per planner")
+    p.add_argument("--planner-episodes", type=int, default=4, help="real games per seed (all in lockstep)")
     args = p.parse_args()
     if sum([args.model is not None, args.train_steps > 0, args.untrained]) != 1:
         p.error("give exactly one of --model PATH, --train-steps N (> 0) or --untrained")
@@ -101,47 +81,28 @@ def main() -> None:
     if not cuda:
         precisions = ["fp32"]
     rows = []
-    core = gridmarl.GridCore(game)
+    runs = {}
     for B, precision in [(B, prec) for prec in precisions for B in args.batches]:
-        amp = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
-        )
-        sim = LearnedSimulator(model, seed=0)
-        state = core.reset(np.random.default_rng(0).random((B, game.n_agents + game.n_coins)))
-        obs0 = torch.as_tensor(core.observe(state, (0,))[:, 0], device=args.device)
-        actions = torch.randint(0, 5, (args.steps, B), device=args.device)
-
-        def run(sim=sim, obs0=obs0, actions=actions, amp=amp):
-            obs = obs0
-            with amp:
-                for k in range(args.steps):
-                    obs, _, _ = sim.step(obs, actions[k])
-
-        rate = timed(run, args.repeats, B * args.steps)
-        rows.append(
-            (f"imagined, batch {B:,}" + (" (bf16 autocast)" if precision == "bf16" else "") + label, rate)
-        )
-        print(f"{rows[-1][0]}: {rate:,.0f} imagined steps/s", flush=True)
-    for N in (4096,):
-        venv = gym.make_vec("GridMARL-v0", num_envs=N, vectorization_mode="vector_entry_point")
-        venv.reset(seed=0)
-        acts = np.random.default_rng(0).integers(0, 5, (100, N))
-
-        def real(venv=venv, acts=acts):
-            for a in acts:
-                venv.step(a)
-
-        rate = timed(real, args.repeats, 100 * N)
-        rows.append((f"real vector env, N={N:,}, random opponents (numpy, CPU)", rate))
-        print(f"{rows[-1][0]}: {rate:,.0f} steps/s", flush=True)
+        name = f"imagined, batch {B:,}" + (" (bf16 autocast)" if precision == "bf16" else "") + label
+        amp = "bf16" if precision == "bf16" else "none"
+        runs[name] = imagined_run(model, game, B, args.steps, args.device, amp)
+    N = 4096
+    runs[f"real vector env, N={N:,}, random opponents (numpy, CPU)"] = real_run({}, N)
+    for name, rate in rates(runs, args.repeats, device_sync(args.device)).items():
+        rows.append((name, rate))
+        print(f"{name}: {rate:,.0f} steps/s", flush=True)
     if not args.no_planners:
-        for name, planner in [("random shooting", RandomShooting()), ("CEM", CEM()), ("MCTS", MCTS())]:
+        seeds = list(range(args.planner_seeds))
+        for name, make in [("random shooting", RandomShooting), ("CEM", CEM), ("MCTS", MCTS)]:
             for sim_name, sim in [
-                ("exact", ExactSimulator(game, "random")),
+                ("exact", ExactSimulator(game, "random", seed=0)),
                 ("learned", LearnedSimulator(model, seed=0)),
-            ]:
-                res = play(planner, sim, "random", seeds=[0], episodes=args.planner_games, game=game)
-                row = f"{name}, {sim_name} simulator, {args.planner_games} games in lockstep (decisions)"
+            ]:  # a fresh planner of the same seed for each simulator
+                res = play(
+                    make(seed=0), sim, "random", seeds=seeds, episodes=args.planner_episodes, game=game
+                )
+                games = len(seeds) * args.planner_episodes
+                row = f"{name}, {sim_name} simulator, {games} games in lockstep (decisions)"
                 rows.append((row + (label if sim_name == "learned" else ""), res.decisions_per_s))
                 print(f"{rows[-1][0]}: {res.decisions_per_s:,.0f} decisions/s", flush=True)
     table = "\n".join(["| what | per second |", "|---|---:|", *(f"| {n} | {r:,.0f} |" for n, r in rows)])

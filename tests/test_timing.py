@@ -1,0 +1,37 @@
+"""benchmarks/timing.py: the one definition of imagined and real steps per second."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+torch = pytest.importorskip("torch")
+timing = pytest.importorskip("timing")
+
+
+def test_rates_time_every_run_once_per_round_in_turn_after_a_warm_up_round(monkeypatch):
+    calls, clock = [], iter(range(1000))
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: float(next(clock)))
+    runs = {"a": (lambda: calls.append("a"), 10), "b": (lambda: calls.append("b"), 30)}
+    out = timing.rates(runs, repeats=3)
+    assert calls == ["a", "b"] * 4  # the warm-up round, then three timed rounds in turn
+    assert out == {"a": 10.0, "b": 30.0}  # every timed run takes one tick of the fake clock
+
+
+def test_an_imagined_run_steps_the_simulator_and_a_real_run_the_vector_env():
+    import gridmarl
+    from gridmarl_wm.data import CollectConfig, collect
+    from gridmarl_wm.model import WorldModel
+    from gridmarl_wm.train import model_config_for
+
+    game = gridmarl.make_config()
+    data = collect(game, CollectConfig(steps=4, num_envs=4, seed=0))
+    model = WorldModel(model_config_for(game, data)).eval()
+    run, work = timing.imagined_run(model, game, batch=8, steps=3, device="cpu")
+    assert work == 24
+    run()
+    run, work = timing.real_run({}, batch=8, steps=5)
+    assert work == 40
+    run()
