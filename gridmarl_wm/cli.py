@@ -73,13 +73,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
     from gridmarl_wm.data import load
+    from gridmarl_wm.distributed import end_process_group
     from gridmarl_wm.losses import LossWeights
     from gridmarl_wm.model import WorldModel
     from gridmarl_wm.train import (
         TrainConfig,
         Trainer,
         architecture_defaults,
-        end_process_group,
         env_threads,
         model_config_for,
         plot_losses,

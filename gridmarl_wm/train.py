@@ -7,7 +7,6 @@ averaged over processes equal one process's gradient on the whole batch.
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import os
@@ -23,6 +22,7 @@ import torch.distributed as dist
 from gridmarl import GridConfig
 from gridmarl_wm.checkpoint import game_to_dict, read_checkpoint, save_checkpoint
 from gridmarl_wm.data import Transitions
+from gridmarl_wm.distributed import rank_and_world
 from gridmarl_wm.io import atomic_write, atomic_write_text, plain
 from gridmarl_wm.losses import Batch, LossWeights, world_model_losses
 from gridmarl_wm.mixture_decoder import max_per_cell
@@ -121,21 +121,6 @@ def model_config_for(
     )
 
 
-def _distributed() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def end_process_group() -> None:
-    """Tear the process group down, every process together, once the caller has dropped its trainer: a
-    process that tears gloo down while a trainer still lives sometimes aborts at exit (SIGABRT, "terminate
-    called without an active exception"), failing a run that finished."""
-    gc.collect()
-    dist.barrier()
-    dist.destroy_process_group()
-
-
 class Trainer:
     """Trains ``model`` on ``data``; writes ``out_dir/checkpoint.pt``, ``metrics.jsonl``, ``config.json``."""
 
@@ -151,7 +136,7 @@ class Trainer:
         self.cfg = cfg
         self.game = game
         self.out_dir = Path(out_dir)
-        self.rank, self.world = _distributed()
+        self.rank, self.world = rank_and_world()
         if cfg.batch_size % self.world:
             raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the {self.world} processes")
         self.device = torch.device(cfg.device)

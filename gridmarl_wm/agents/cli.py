@@ -119,7 +119,7 @@ def cmd_learn(args: argparse.Namespace) -> None:
     from gridmarl_wm.agents.learn import make_trainer
     from gridmarl_wm.agents.plots import plot_learning
     from gridmarl_wm.cli import _game_from_args
-    from gridmarl_wm.train import end_process_group
+    from gridmarl_wm.distributed import end_process_group
 
     _set_threads(torch, args.threads)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per share of games

@@ -11,7 +11,8 @@ from gridmarl.config import GridConfig, make_config
 from gridmarl_wm.agents.batched import NativeGames, check_opponent
 from gridmarl_wm.agents.checkpoint import load_policy
 from gridmarl_wm.agents.policy import PolicyConfig
-from gridmarl_wm.agents.ppo import PPOConfig, PPOTrainer, _distributed
+from gridmarl_wm.agents.ppo import PPOConfig, PPOTrainer
+from gridmarl_wm.distributed import rank_and_world
 
 ALGORITHMS = ("ppo", "mappo")
 
@@ -69,7 +70,7 @@ def make_trainer(
     cfg = make_config(game)
     resolved = resolve_opponent(opponent, cfg)
     check_opponent(resolved, cfg)
-    rank, world = _distributed()
+    rank, world = rank_and_world()
     groups = world if groups is None else groups
     if groups % world:
         raise ValueError(f"groups={groups} must be divisible by the {world} processes")

@@ -29,6 +29,7 @@ from gridmarl_wm.agents.batched import BatchedGames
 from gridmarl_wm.agents.checkpoint import read_policy_file, save_policy_file
 from gridmarl_wm.agents.losses import gae, next_pickup_cells, ppo_terms
 from gridmarl_wm.agents.policy import ActorCritic, PolicyConfig, PolicyOutput, sample_actions
+from gridmarl_wm.distributed import rank_and_world
 from gridmarl_wm.io import plain
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -120,12 +121,6 @@ class PPOConfig:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
 
 
-def _distributed() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def _all_sum(x: torch.Tensor, world: int) -> torch.Tensor:
     if world > 1:
         dist.all_reduce(x)
@@ -158,7 +153,7 @@ class PPOTrainer:
         self.device = torch.device(device)
         self.out_dir = Path(out_dir)
         self.meta = meta or {}
-        self.rank, self.world = _distributed()
+        self.rank, self.world = rank_and_world()
         game = env.config
         if policy_cfg.obs_shape != game.obs_shape or policy_cfg.n_agents != game.n_agents:
             raise ValueError(
