@@ -108,7 +108,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         weights=weights,
     )
     torch.manual_seed(args.seed)
-    architecture = {"variant": args.variant, "agent_id": args.agent_id, "mixture_scorer": args.mixture_scorer}
+    architecture = {
+        "variant": args.variant,
+        "agent_id": args.agent_id,
+        "mixture_scorer": args.mixture_scorer,
+        "d_model": args.d_model,
+    }
     architecture |= architecture_defaults(args.variant, args.decoder, args.trunk, args.fusion)
     constraints = not args.no_constraints
     model = WorldModel(model_config_for(game, data, constraints=constraints, **architecture))
@@ -199,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mixture-scorer", type=int, default=16,
         help="--decoder mixture: width of its cell scorer, shared by every cell (0: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--d-model", type=int, default=128,
+        help="width of the heads, of the mlp and local trunks' output and of the pointer decoder's state "
+        "(64: fewer multiply-adds per imagined step)",
     )  # fmt: skip
     p.add_argument(
         "--trunk",

@@ -495,6 +495,8 @@ def check_config(cfg) -> None:
         raise ValueError(
             f"trunk_hidden must be an int >= 0 (0: the trunk's default), got {cfg.trunk_hidden!r}"
         )
+    if not (isinstance(cfg.d_model, int) and not isinstance(cfg.d_model, bool) and cfg.d_model >= 1):
+        raise ValueError(f"d_model must be an int >= 1, got {cfg.d_model!r}")
     if not (isinstance(cfg.mixture_hidden, int) and cfg.mixture_hidden >= 1):
         raise ValueError(f"mixture_hidden must be an int >= 1, got {cfg.mixture_hidden!r}")
     if not (isinstance(cfg.mixture_scorer, int) and cfg.mixture_scorer >= 0):

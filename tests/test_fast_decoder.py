@@ -230,6 +230,8 @@ def test_config_errors_name_the_field():
         WorldModelConfig(decoder="mixture", max_per_cell=(1, 1, 0, 1, 1))
     with pytest.raises(ValueError, match="mixture_components"):
         WorldModelConfig(decoder="mixture", mixture_components=-1)
+    with pytest.raises(ValueError, match="d_model must be an int >= 1, got 0"):
+        WorldModelConfig(decoder="mixture", trunk="mlp", d_model=0)
     with pytest.raises(ValueError, match="observations"):
         max_per_cell(np.zeros((3, 4, 4)))
 

@@ -57,6 +57,27 @@ def test_collect_train_resume_eval(tmp_path):
     assert len(r["open_loop"]["true_opponent_actions"]["position_match"]) == 20
 
 
+def test_train_takes_the_model_width_and_refuses_a_bad_one(tmp_path):
+    data, run = tmp_path / "data.npz", tmp_path / "run"
+    cli("collect", "--out", str(data), "--steps", "10", "--num-envs", "4")
+    train = [
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(run),
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--no-progress",
+    ]
+    cli(*train, "--d-model", "64")
+    assert json.loads((run / "config.json").read_text())["model"]["d_model"] == 64
+    bad = cli(*train[:4], str(tmp_path / "bad"), *train[5:], "--d-model", "0", check=False)
+    assert bad.returncode != 0 and "d_model must be an int >= 1, got 0" in bad.stderr
+
+
 def test_partial_view_game_collects_and_trains(tmp_path):
     data, run = tmp_path / "data.npz", tmp_path / "run"
     cli(
