@@ -110,7 +110,7 @@ def main() -> None:
     print(table)
     if args.record:
         note = (
-            f"Timed {what}; medians of {args.repeats} runs of {args.steps} imagined steps"
+            f"Timed {what}; medians of {args.repeats} rounds, each timing every row in turn, of {args.steps} imagined steps"
             + ("; the machine was shared with other jobs while timing" if args.busy else "")
             + "."
         )
