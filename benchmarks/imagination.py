@@ -192,7 +192,7 @@ def main() -> None:
                 ),
             ):
                 rows.append(f"| {opp} | {what} | | | {ratio:.3f} | | |")
-    plot(curves, args.png)
+    plot(curves, args.png, args.env)
     table = "\n".join(
         [
             provenance(
@@ -221,7 +221,7 @@ def main() -> None:
         )
 
 
-def plot(curves: dict, png: str) -> None:
+def plot(curves: dict, png: str, env: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -241,7 +241,7 @@ def plot(curves: dict, png: str) -> None:
         ax.set_xscale("log")
         ax.set_xlabel("real env steps")
         ax.set_ylabel("real-env return per episode")
-        ax.set_title(f"against {opp} opponents (95% t-intervals)")
+        ax.set_title(f"{env}\nagainst {opp} opponents (95% t-intervals)", fontsize=10)
         ax.legend(fontsize=8)
     fig.tight_layout()
     Path(png).parent.mkdir(parents=True, exist_ok=True)
