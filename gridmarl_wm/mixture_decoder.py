@@ -31,6 +31,8 @@ through a two-layer MLP (the default grid has 16 cells, so this is about a tenth
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +58,30 @@ def built_from_parameters(module: nn.Module, build: Callable[[], Any], *extra: A
     if kept is None or kept[0] != key:
         kept = module.__dict__["_built_from_parameters"] = (key, build())
     return kept[1]
+
+
+_scratch = threading.local()
+
+
+def scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
+    """A buffer of ``shape`` that the ``out=`` of a product can fill, kept for the next call of this thread
+    that asks for ``name``, or None (a fresh tensor, then) on a GPU or while autograd records.
+
+    On a CPU every large new tensor is memory the C library may have just handed back to the system, and
+    writing into it faults every page in again; at batch 4,096 those faults are a large share of an imagined
+    step. The few largest intermediates of a step are therefore written into buffers kept per thread (each
+    the size of the largest request so far; ``ImaginedSimulator`` slices batches on a CPU, which bounds it).
+    A buffer holds intermediates only, never what a call returns: the next call with ``name`` overwrites it.
+    """
+    if like.device.type != "cpu" or torch.is_grad_enabled():
+        return None
+    pool = _scratch.__dict__.setdefault("pool", {})
+    key = (name, like.dtype, torch.is_inference_mode_enabled())
+    n = math.prod(shape)
+    buf = pool.get(key)
+    if buf is None or buf.numel() < n:
+        buf = pool[key] = torch.empty(n, dtype=like.dtype)
+    return buf[:n].view(shape)
 
 
 def max_per_cell(observations: np.ndarray) -> tuple[int, ...]:
@@ -120,7 +146,8 @@ class MLPTrunk(nn.Module):
 
         # training: the table is part of the graph; otherwise built once per change of the layer's parameters
         table = build() if torch.is_grad_enabled() else built_from_parameters(self.film, build, dtype)
-        return F.embedding((joint * self.joint_digits).sum(1), table)
+        rows = (joint * self.joint_digits).sum(1)
+        return torch.index_select(table, 0, rows, out=scratch("film", (len(rows), table.shape[1]), table))
 
     def with_cells(self, obs: torch.Tensor, joint: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """The features and (B, V, 5) per-cell inputs of a cell scorer: the observation's counts there."""
@@ -422,7 +449,13 @@ class MixtureDecoder(nn.Module):
         component, then the most likely count of every cell."""
         tables = self._sampling_tables()
         B, V, h, K, S = feats.shape[0], self.n_cells, self.hidden, self.n_mixture, self.scorer
-        ctx = torch.addmm(tables["context_b"], feats.flatten(1), tables["context_w"])
+        width = tables["context_w"].shape[1]
+        ctx = torch.addmm(
+            tables["context_b"],
+            feats.flatten(1),
+            tables["context_w"],
+            out=scratch("context", (B, width), feats),
+        )
         ctx = ctx[:, : N_CHANNELS * self.width].view(B, N_CHANNELS, self.width)  # (B, 5, width)
         if S:
             self._check_cells(cells)
@@ -440,7 +473,9 @@ class MixtureDecoder(nn.Module):
             if S:
                 # units = relu(score_in(cell) + score_ctx(hidden layer)): one product over every cell of
                 # every game, then the context added in place
-                units = torch.mm(cells.view(B * V, -1), tables["score_in"][c]).view(B, V, S)
+                units = torch.mm(
+                    cells.view(B * V, -1), tables["score_in"][c], out=scratch("scorer", (B * V, S), cells)
+                ).view(B, V, S)
                 mix = self._with_scores(c, mix, units.add_(out[:, None, K : K + S]).relu_())
             logits, offset = out[:, K + S :], tables["offset"][c]
             if temperature == 0:

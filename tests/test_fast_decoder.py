@@ -200,6 +200,52 @@ def test_sampling_regroups_the_parameters_once_and_again_after_they_change():
     assert model.decoder._sampling_tables() is not tables
 
 
+def test_scratch_buffers_hold_intermediates_only_and_belong_to_one_thread():
+    """The buffers that a CPU step writes its largest intermediates into are reused by the next call of the
+    same thread (so its pages stay mapped), never while autograd records, never shared between threads, and
+    never returned: what one sample returned is unchanged by the next sample, and a sample with reused
+    buffers equals one with fresh tensors."""
+    import threading
+
+    import gridmarl_wm.mixture_decoder as md
+
+    like = torch.zeros(1)
+    with torch.no_grad():
+        first = md.scratch("test", (4, 3), like)
+        assert first.shape == (4, 3)
+        assert md.scratch("test", (2, 3), like).data_ptr() == first.data_ptr()  # the same memory again
+        other = []
+
+        def in_another_thread():
+            with torch.no_grad():  # grad mode is per thread
+                other.append(md.scratch("test", (4, 3), like).data_ptr())
+
+        thread = threading.Thread(target=in_another_thread)
+        thread.start()
+        thread.join()
+        assert other[0] != first.data_ptr()
+    assert md.scratch("test", (4, 3), like) is None  # autograd records: a fresh tensor
+
+    model = _tiny(max_per_cell=(1, 2, 1, 1, 1), fusion="film")
+    obs = torch.zeros(64, 5, 1, 2)
+    obs[:, 0, 0, 0] = obs[:, 1, 0, 1] = 1
+    a, others = torch.arange(64) % 5, (torch.arange(64) // 5 % 5)[:, None]
+    out = model.sample(obs, a, others, torch.Generator().manual_seed(1))
+    kept = [t.clone() for t in out]
+    with torch.no_grad():
+        feats = model.trunk(obs, model.joint(a, others))
+    kept_feats = feats.clone()
+    model.sample(1 - obs, (a + 1) % 5, others, torch.Generator().manual_seed(2))  # overwrites the buffers
+    assert all(torch.equal(t, k) for t, k in zip(out, kept, strict=True)) and torch.equal(feats, kept_feats)
+    real = md.scratch
+    try:
+        md.scratch = lambda *args: None  # fresh tensors everywhere
+        fresh = model.sample(obs, a, others, torch.Generator().manual_seed(1))
+    finally:
+        md.scratch = real
+    assert all(torch.equal(t, k) for t, k in zip(fresh, kept, strict=True))
+
+
 def test_checkpoint_round_trip_and_cli_config(tmp_path):
     game = gridmarl.make_config()
     data = collect(game, CollectConfig(steps=4, num_envs=32, seed=0))
