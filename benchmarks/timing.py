@@ -21,6 +21,7 @@ import torch
 
 import gridmarl
 from gridmarl_wm.imagine import ImaginedSimulator
+from gridmarl_wm.mixture_decoder import fresh_tensors
 
 Run = tuple[Callable[[], None], int]  # a run and the steps it makes
 
@@ -41,9 +42,12 @@ def rates(runs: dict[str, Run], repeats: int, sync: Callable[[], None] = lambda:
     return {name: statistics.median(r) for name, r in per_s.items()}
 
 
-def imagined_run(model, game, batch: int, steps: int, device: str, amp: str = "none") -> Run:
+def imagined_run(
+    model, game, batch: int, steps: int, device: str, amp: str = "none", scratch: bool = True
+) -> Run:
     """``steps`` imagined steps of ``batch`` games started from real first observations, with random own
-    actions; ``amp="bf16"`` runs under bf16 autocast on CUDA."""
+    actions; ``amp="bf16"`` runs under bf16 autocast on CUDA; without ``scratch`` the step allocates fresh
+    tensors where it would reuse its buffers (``gridmarl_wm.mixture_decoder.fresh_tensors``)."""
     core = gridmarl.GridCore(game)
     state = core.reset(np.random.default_rng(0).random((batch, game.n_agents + game.n_coins)))
     obs0 = torch.as_tensor(core.observe(state, (0,))[:, 0], device=device)
@@ -54,7 +58,10 @@ def imagined_run(model, game, batch: int, steps: int, device: str, amp: str = "n
 
     def run() -> None:
         obs = obs0
-        with torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+        with (
+            torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext(),
+            contextlib.nullcontext() if scratch else fresh_tensors(),
+        ):
             for k in range(steps):
                 obs, _, _ = sim.step(obs, actions[k])
 

@@ -31,9 +31,10 @@ through a two-layer MLP (the default grid has 16 cells, so this is about a tenth
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -73,7 +74,7 @@ def scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tens
     the size of the largest request so far; ``ImaginedSimulator`` slices batches on a CPU, which bounds it).
     A buffer holds intermediates only, never what a call returns: the next call with ``name`` overwrites it.
     """
-    if like.device.type != "cpu" or torch.is_grad_enabled():
+    if like.device.type != "cpu" or torch.is_grad_enabled() or getattr(_scratch, "off", False):
         return None
     pool = _scratch.__dict__.setdefault("pool", {})
     key = (name, like.dtype, torch.is_inference_mode_enabled())
@@ -82,6 +83,18 @@ def scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tens
     if buf is None or buf.numel() < n:
         buf = pool[key] = torch.empty(n, dtype=like.dtype)
     return buf[:n].view(shape)
+
+
+@contextlib.contextmanager
+def fresh_tensors() -> Iterator[None]:
+    """Within it, this thread's steps allocate fresh tensors instead of :func:`scratch` buffers (the same
+    numbers; ``benchmarks/fast_decoder.py`` times both)."""
+    before = getattr(_scratch, "off", False)
+    _scratch.off = True
+    try:
+        yield
+    finally:
+        _scratch.off = before
 
 
 def max_per_cell(observations: np.ndarray) -> tuple[int, ...]:

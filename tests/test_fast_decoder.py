@@ -237,13 +237,12 @@ def test_scratch_buffers_hold_intermediates_only_and_belong_to_one_thread():
     kept_feats = feats.clone()
     model.sample(1 - obs, (a + 1) % 5, others, torch.Generator().manual_seed(2))  # overwrites the buffers
     assert all(torch.equal(t, k) for t, k in zip(out, kept, strict=True)) and torch.equal(feats, kept_feats)
-    real = md.scratch
-    try:
-        md.scratch = lambda *args: None  # fresh tensors everywhere
+    with md.fresh_tensors():
+        assert md.scratch("test", (4, 3), like) is None
         fresh = model.sample(obs, a, others, torch.Generator().manual_seed(1))
-    finally:
-        md.scratch = real
     assert all(torch.equal(t, k) for t, k in zip(fresh, kept, strict=True))
+    with torch.no_grad():
+        assert md.scratch("test", (4, 3), like) is not None  # on again after it
 
 
 def test_checkpoint_round_trip_and_cli_config(tmp_path):
