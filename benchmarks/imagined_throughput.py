@@ -86,6 +86,11 @@ def main() -> None:
         name = f"imagined, batch {B:,}" + (" (bf16 autocast)" if precision == "bf16" else "") + label
         amp = "bf16" if precision == "bf16" else "none"
         runs[name] = imagined_run(model, game, B, args.steps, args.device, amp)
+    if not cuda:  # what the step's reused buffers buy, in the same rounds
+        B = max(args.batches)
+        runs[f"imagined, batch {B:,}, fresh tensors instead of reused buffers{label}"] = imagined_run(
+            model, game, B, args.steps, args.device, scratch=False
+        )
     N = 4096
     runs[f"real vector env, N={N:,}, random opponents (numpy, CPU)"] = real_run({}, N)
     for name, rate in rates(runs, args.repeats, device_sync(args.device)).items():
