@@ -134,10 +134,6 @@ def cmd_speed(args) -> None:
         for batch in args.batches:
             what = f"{name} decoder (trained), batch {batch:,}"
             runs[what] = imagined_run(model, game, batch, args.steps, args.device, args.amp)
-        if name == "mixture-narrow" and args.device == "cpu":  # what the step's reused buffers buy
-            batch = max(args.batches)
-            what = f"{name} decoder (trained), batch {batch:,}, fresh tensors instead of reused buffers"
-            runs[what] = imagined_run(model, game, batch, args.steps, args.device, scratch=False)
     runs["real vector env, N=4,096, random opponents"] = real_run({}, 4096)
     rows = [{"what": what, "per_s": rate} for what, rate in rates(runs, args.repeats, sync).items()]
     print(*rows, sep="\n", flush=True)
