@@ -66,7 +66,8 @@ _scratch = threading.local()
 
 def scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
     """A buffer of ``shape`` that the ``out=`` of a product can fill, kept for the next call of this thread
-    that asks for ``name``, or None (a fresh tensor, then) on a GPU or while autograd records.
+    that asks for ``name``, or None (a fresh tensor, then) on a GPU, while autograd records or under CPU
+    autocast.
 
     On a CPU every large new tensor is memory the C library may have just handed back to the system, and
     writing into it faults every page in again; at batch 4,096 those faults are a large share of an imagined
@@ -74,7 +75,12 @@ def scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tens
     the size of the largest request so far; ``ImaginedSimulator`` slices batches on a CPU, which bounds it).
     A buffer holds intermediates only, never what a call returns: the next call with ``name`` overwrites it.
     """
-    if like.device.type != "cpu" or torch.is_grad_enabled() or getattr(_scratch, "off", False):
+    if (
+        like.device.type != "cpu"
+        or torch.is_grad_enabled()
+        or _cpu_autocast()  # an out= product is not autocast: it would mix dtypes
+        or getattr(_scratch, "off", False)
+    ):
         return None
     pool = _scratch.__dict__.setdefault("pool", {})
     key = (name, like.dtype, torch.is_inference_mode_enabled())
@@ -83,6 +89,13 @@ def scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tens
     if buf is None or buf.numel() < n:
         buf = pool[key] = torch.empty(n, dtype=like.dtype)
     return buf[:n].view(shape)
+
+
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_cpu_enabled()
 
 
 @contextlib.contextmanager

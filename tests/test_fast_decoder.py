@@ -243,6 +243,8 @@ def test_scratch_buffers_hold_intermediates_only_and_belong_to_one_thread():
     assert all(torch.equal(t, k) for t, k in zip(fresh, kept, strict=True))
     with torch.no_grad():
         assert md.scratch("test", (4, 3), like) is not None  # on again after it
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # products in bf16, which no fp32 buffer can take
+        assert model.sample(obs, a, others)[0].shape == obs.shape
 
 
 def test_checkpoint_round_trip_and_cli_config(tmp_path):
