@@ -101,7 +101,7 @@ def _cpu_autocast() -> bool:
 @contextlib.contextmanager
 def fresh_tensors() -> Iterator[None]:
     """Within it, this thread's steps allocate fresh tensors instead of :func:`scratch` buffers (the same
-    numbers; ``benchmarks/fast_decoder.py`` times both)."""
+    numbers; ``benchmarks/imagined_throughput.py`` times both)."""
     before = getattr(_scratch, "off", False)
     _scratch.off = True
     try:

@@ -13,29 +13,21 @@ def cli(*args, check=True):
     )
 
 
+def train_args(data, out, steps: int, batch_size: int) -> list[str]:
+    """``gridmarl-wm train`` on ``data`` into ``out``, without a progress bar."""
+    return ["train", "--data", str(data), "--out", str(out), "--steps", str(steps), "--batch-size",
+            str(batch_size), "--no-progress"]  # fmt: skip
+
+
 def test_collect_train_resume_eval(tmp_path):
     data, run = tmp_path / "data.npz", tmp_path / "run"
     out = cli("collect", "--out", str(data), "--steps", "30", "--num-envs", "8").stdout
     assert "collected 480 transitions" in out
-    cli(
-        "train", "--data", str(data), "--out", str(run), "--steps", "4", "--batch-size", "32", "--no-progress"
-    )
+    cli(*train_args(data, run, 4, 32))
     assert (run / "checkpoint.pt").exists() and (run / "losses.png").exists()
     model = json.loads((run / "config.json").read_text())["model"]  # the defaults: the main job's model
     assert (model["decoder"], model["trunk"], model["fusion"]) == ("mixture", "mlp", "film")
-    resumed = cli(
-        "train",
-        "--data",
-        str(data),
-        "--out",
-        str(run),
-        "--steps",
-        "6",
-        "--batch-size",
-        "32",
-        "--no-progress",
-        "--resume",
-    ).stdout
+    resumed = cli(*train_args(data, run, 6, 32), "--resume").stdout
     assert "resumed at step 4" in resumed and '"step": 6' in resumed
     report = tmp_path / "eval.json"
     cli(
@@ -60,21 +52,9 @@ def test_collect_train_resume_eval(tmp_path):
 def test_train_takes_the_model_width_and_refuses_a_bad_one(tmp_path):
     data, run = tmp_path / "data.npz", tmp_path / "run"
     cli("collect", "--out", str(data), "--steps", "10", "--num-envs", "4")
-    train = [
-        "train",
-        "--data",
-        str(data),
-        "--out",
-        str(run),
-        "--steps",
-        "2",
-        "--batch-size",
-        "8",
-        "--no-progress",
-    ]
-    cli(*train, "--d-model", "64")
+    cli(*train_args(data, run, 2, 8), "--d-model", "64")
     assert json.loads((run / "config.json").read_text())["model"]["d_model"] == 64
-    bad = cli(*train[:4], str(tmp_path / "bad"), *train[5:], "--d-model", "0", check=False)
+    bad = cli(*train_args(data, tmp_path / "bad", 2, 8), "--d-model", "0", check=False)
     assert bad.returncode != 0 and "d_model must be an int >= 1, got 0" in bad.stderr
 
 
@@ -93,9 +73,7 @@ def test_partial_view_game_collects_and_trains(tmp_path):
         "--policy",
         "switching",
     )
-    cli(
-        "train", "--data", str(data), "--out", str(run), "--steps", "3", "--batch-size", "16", "--no-progress"
-    )
+    cli(*train_args(data, run, 3, 16))
     r = json.loads(cli("eval", "--model", str(run / "checkpoint.pt"), "--no-open-loop").stdout)
     assert "exhaustive" not in r and "opponent_model" in r
 
