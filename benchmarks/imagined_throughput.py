@@ -11,9 +11,11 @@ head, then a sampled next observation and reward. The model is a trained checkpo
 trained here for ``--train-steps`` steps on random play; with ``--untrained`` a default-sized untrained model
 is timed instead, and every figure says so (its samples are not the trained model's: how many objects a
 sampled observation holds changes the decoder's work). ``--amp both`` times fp32 and bf16 autocast in the
-same run. Figures are medians of ``--repeats`` rounds, each timing every batch and the real env in turn
-(``benchmarks/timing.py``); --record writes the table into
-benchmarks/RESULTS.md (block ``imagined_throughput_cpu`` or ``imagined_throughput_cuda``).
+same run; ``--compile`` adds rows for the step and the planners through ``torch.compile`` (compiled before
+the timed rounds; the note gives the first step's time, compiling included). Figures are medians of
+``--repeats`` rounds, each timing every batch and the real env in turn (``benchmarks/timing.py``); --record
+writes the table into benchmarks/RESULTS.md (block ``imagined_throughput_cpu`` or
+``imagined_throughput_cuda``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+import time
 
 import torch
 from recording import provenance, record
@@ -51,6 +54,11 @@ def main() -> None:
     p.add_argument("--no-planners", action="store_true")
     p.add_argument("--planner-seeds", type=int, default=3, help="seeds of real games per planner")
     p.add_argument("--planner-episodes", type=int, default=4, help="real games per seed (all in lockstep)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time the step and the planners through torch.compile (rows that say so)",
+    )
     args = p.parse_args()
     if sum([args.model is not None, args.train_steps > 0, args.untrained]) != 1:
         p.error("give exactly one of --model PATH, --train-steps N (> 0) or --untrained")
@@ -91,6 +99,18 @@ def main() -> None:
         runs[f"imagined, batch {B:,}, fresh tensors instead of reused buffers{label}"] = imagined_run(
             model, game, B, args.steps, args.device, scratch=False
         )
+    compiled_note = ""
+    if args.compile:  # compiled here, before the timed rounds
+        start = time.perf_counter()
+        warm = LearnedSimulator(model, seed=0, compile=True)
+        with torch.no_grad():
+            warm.step(warm.roots(None, data.obs[:2]), torch.zeros(2, dtype=torch.long))
+        first = time.perf_counter() - start
+        compiled_note = f"; with torch.compile the first step took {first:.1f} s (compiling)"
+        print(f"first compiled step: {first:.1f} s", flush=True)
+        for B in args.batches:
+            name = f"imagined, batch {B:,}, torch.compile{label}"
+            runs[name] = imagined_run(model, game, B, args.steps, args.device, compile=True)
     N = 4096
     runs[f"real vector env, N={N:,}, random opponents (numpy, CPU)"] = real_run({}, N)
     for name, rate in rates(runs, args.repeats, device_sync(args.device)).items():
@@ -99,16 +119,19 @@ def main() -> None:
     if not args.no_planners:
         seeds = list(range(args.planner_seeds))
         for name, make in [("random shooting", RandomShooting), ("CEM", CEM), ("MCTS", MCTS)]:
-            for sim_name, sim in [
+            sims = [
                 ("exact", ExactSimulator(game, "random", seed=0)),
                 ("learned", LearnedSimulator(model, seed=0)),
-            ]:  # a fresh planner of the same seed for each simulator
+            ]
+            if args.compile:
+                sims.append(("learned, torch.compile", LearnedSimulator(model, seed=0, compile=True)))
+            for sim_name, sim in sims:  # a fresh planner of the same seed for each simulator
                 res = play(
                     make(seed=0), sim, "random", seeds=seeds, episodes=args.planner_episodes, game=game
                 )
                 games = len(seeds) * args.planner_episodes
                 row = f"{name}, {sim_name} simulator, {games} games in lockstep (decisions)"
-                rows.append((row + (label if sim_name == "learned" else ""), res.decisions_per_s))
+                rows.append((row + (label if sim_name != "exact" else ""), res.decisions_per_s))
                 print(f"{rows[-1][0]}: {res.decisions_per_s:,.0f} decisions/s", flush=True)
     table = "\n".join(["| what | per second |", "|---|---:|", *(f"| {n} | {r:,.0f} |" for n, r in rows)])
     print()
@@ -116,6 +139,7 @@ def main() -> None:
     if args.record:
         note = (
             f"Timed {what}; medians of {args.repeats} rounds, each timing every row in turn, of {args.steps} imagined steps"
+            + compiled_note
             + ("; the machine was shared with other jobs while timing" if args.busy else "")
             + "."
         )

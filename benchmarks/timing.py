@@ -43,16 +43,24 @@ def rates(runs: dict[str, Run], repeats: int, sync: Callable[[], None] = lambda:
 
 
 def imagined_run(
-    model, game, batch: int, steps: int, device: str, amp: str = "none", scratch: bool = True
+    model,
+    game,
+    batch: int,
+    steps: int,
+    device: str,
+    amp: str = "none",
+    scratch: bool = True,
+    compile: bool = False,
 ) -> Run:
     """``steps`` imagined steps of ``batch`` games started from real first observations, with random own
     actions; ``amp="bf16"`` runs under bf16 autocast on CUDA; without ``scratch`` the step allocates fresh
-    tensors where it would reuse its buffers (``gridmarl_wm.mixture_decoder.fresh_tensors``)."""
+    tensors where it would reuse its buffers (``gridmarl_wm.mixture_decoder.fresh_tensors``); ``compile``
+    steps through ``torch.compile`` (compiled by :func:`rates`' warm-up round, which is not timed)."""
     core = gridmarl.GridCore(game)
     state = core.reset(np.random.default_rng(0).random((batch, game.n_agents + game.n_coins)))
     obs0 = torch.as_tensor(core.observe(state, (0,))[:, 0], device=device)
     actions = torch.randint(0, 5, (steps, batch), generator=torch.Generator().manual_seed(0)).to(device)
-    sim = ImaginedSimulator(model, generator=torch.Generator(device=device).manual_seed(0))
+    sim = ImaginedSimulator(model, generator=torch.Generator(device=device).manual_seed(0), compile=compile)
     cuda = torch.device(device).type == "cuda"
     bf16 = amp == "bf16" and cuda
 

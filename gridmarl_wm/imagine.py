@@ -119,6 +119,12 @@ class ImaginedSimulator:
         max_batch: the most games stepped in one pass; more are stepped in slices of this many (a step is
             the same distribution either way). ``None``: 8,192 on a CPU, where larger batches fall out of
             its caches and run up to twice slower per game, and all at once on other devices.
+        compile: run the step through ``torch.compile`` (a world model with a mixture decoder only). The
+            first step compiles it (about half a minute on a CPU, less once its cache holds it); the
+            samples are those of the uncompiled step from the same generator, up to rounding.
+
+    With a mixture-decoder world model a step draws all its uniform numbers in one block (the others'
+    actions', then the model's ``uniforms=``) and is otherwise a function of its inputs, compiled or not.
     """
 
     def __init__(
@@ -129,6 +135,7 @@ class ImaginedSimulator:
         generator: torch.Generator | None = None,
         agent: int = 0,
         max_batch: int | None = None,
+        compile: bool = False,
     ) -> None:
         if not (opponent == "model" or callable(opponent)):
             raise ValueError(f"opponent must be 'model' or a callable obs -> actions, got {opponent!r}")
@@ -146,13 +153,30 @@ class ImaginedSimulator:
         self.max_batch = max_batch
         cfg = getattr(model, "cfg", None)
         self._agent_id = bool(getattr(cfg, "agent_id", False))
+        self._n_others = int(getattr(cfg, "n_agents", 2)) - 1
+        # the uniform numbers the model's sample takes as an input, or None where it draws its own
+        self._draws = None if _is_exact(model) else getattr(model, "uniform_draws", None)
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be True or False, got {compile!r}")
+        if compile and self._draws is None:
+            raise ValueError(
+                "compile=True needs a world model whose sample takes its uniform numbers as an input (a "
+                f"mixture decoder's); {type(model).__name__}"
+                + (f" with decoder={cfg.decoder!r}" if hasattr(cfg, "decoder") else "")
+                + " draws its own"
+            )
+        self.compile = compile
+        self._from_uniforms = (
+            torch.compile(self._step_from_uniforms, dynamic=True) if compile else self._step_from_uniforms
+        )
 
     @property
     def device(self) -> torch.device:
         return torch.device(self.model.device)
 
-    def opponent_actions(self, obs: torch.Tensor) -> torch.Tensor:
-        """The others' actions (B, n_agents - 1) at ``obs``."""
+    def opponent_actions(self, obs: torch.Tensor, uniforms: torch.Tensor | None = None) -> torch.Tensor:
+        """The others' actions (B, n_agents - 1) at ``obs``; from the opponent head they are drawn with
+        ``uniforms`` (B, n_agents - 1) in [0, 1) where given, else from the generator."""
         if callable(self.opponent):
             return torch.as_tensor(self.opponent(obs), device=obs.device).long()
         if not hasattr(self.model, "opponent_probs"):
@@ -166,7 +190,7 @@ class ImaginedSimulator:
             return probs.argmax(-1)
         if self.temperature != 1:
             probs = (probs.clamp_min(1e-30).log() / self.temperature).softmax(-1)
-        return categorical(probs, self.generator)
+        return categorical(probs, self.generator, uniforms)
 
     @torch.no_grad()
     def step(
@@ -190,10 +214,31 @@ class ImaginedSimulator:
         return self._step(obs, actions, other_actions)
 
     def _step(self, obs, actions, other_actions):
-        if other_actions is None:
+        if self._draws is None:  # a model that draws its own numbers
+            if other_actions is None:
+                other_actions = self.opponent_actions(obs)
+            nxt, reward = self.model.sample(
+                obs, actions, other_actions, generator=self.generator, temperature=self.temperature
+            )
+            return nxt, reward, other_actions
+        if other_actions is None and callable(self.opponent):  # a policy of its own, outside the graph
             other_actions = self.opponent_actions(obs)
+        uniforms = None
+        if self.temperature != 0:
+            n = self._draws + (self._n_others if other_actions is None else 0)
+            uniforms = torch.rand((obs.shape[0], n), generator=self.generator, device=obs.device)
+        return self._from_uniforms(obs, actions, other_actions, uniforms)
+
+    def _step_from_uniforms(self, obs, actions, other_actions, uniforms):
+        """A step as a function of its inputs: the others' actions from the opponent head (unless given)
+        with the first ``n_agents - 1`` of ``uniforms`` (B, n), the model's sample with the rest (None at
+        temperature 0). What ``compile=True`` compiles."""
+        if other_actions is None:
+            k = self._n_others
+            other_actions = self.opponent_actions(obs, None if uniforms is None else uniforms[:, :k])
+            uniforms = None if uniforms is None else uniforms[:, k:]
         nxt, reward = self.model.sample(
-            obs, actions, other_actions, generator=self.generator, temperature=self.temperature
+            obs, actions, other_actions, temperature=self.temperature, uniforms=uniforms
         )
         return nxt, reward, other_actions
 

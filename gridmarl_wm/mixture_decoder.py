@@ -53,8 +53,15 @@ MAX_FILM_TABLE = 1024  # the MLP trunk looks its FiLM rows up when there are at 
 def built_from_parameters(module: nn.Module, build: Callable[[], Any], *extra: Any) -> Any:
     """``build()``, kept on ``module`` and built again only when one of its parameters has changed since (in
     place, as an optimiser step or a load changes it, or by a new tensor, device or dtype) or ``extra``
-    differs: tables regrouped from the parameters, built once rather than at every step."""
-    key = (*((id(t), t._version, t.data_ptr(), t.device, t.dtype) for t in module.parameters()), *extra)
+    differs: tables regrouped from the parameters, built once rather than at every step. The module's
+    submodules are listed at the first call (a model's layers are fixed once it is built; walking them
+    again at every step would cost more than the tables save); a parameter replaced in one of them counts
+    as a change."""
+    owners = module.__dict__.get("_parameter_owners")
+    if owners is None:
+        owners = module.__dict__["_parameter_owners"] = [m._parameters for m in module.modules()]
+    params = (t for held in owners for t in held.values() if t is not None)
+    key = (*((id(t), t._version, t.data_ptr(), t.device, t.dtype) for t in params), *extra)
     kept = module.__dict__.get("_built_from_parameters")
     if kept is None or kept[0] != key:
         kept = module.__dict__["_built_from_parameters"] = (key, build())
@@ -79,6 +86,7 @@ def scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tens
         like.device.type != "cpu"
         or torch.is_grad_enabled()
         or _cpu_autocast()  # an out= product is not autocast: it would mix dtypes
+        or _compiling()
         or getattr(_scratch, "off", False)
     ):
         return None
@@ -89,6 +97,15 @@ def scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tens
     if buf is None or buf.numel() < n:
         buf = pool[key] = torch.empty(n, dtype=like.dtype)
     return buf[:n].view(shape)
+
+
+_is_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling  # torch < 2.3
+
+
+def _compiling() -> bool:
+    """Whether ``torch.compile`` is tracing the caller (it cannot trace reads of parameter versions or
+    data pointers, nor keep buffers between calls)."""
+    return _is_compiling()
 
 
 def _cpu_autocast() -> bool:
@@ -156,6 +173,10 @@ class MLPTrunk(nn.Module):
             x = self.first(torch.cat([flat, F.one_hot(joint, N_ACTIONS).flatten(1).to(flat.dtype)], dim=1))
         else:
             scale, shift = self._film(joint, flat.dtype).chunk(2, dim=1)
+            buf = scratch("hidden", (flat.shape[0], self.first.out_features), flat)
+            if buf is not None:  # the first layer into a reused buffer, then scaled, shifted, rectified there
+                x = torch.addmm(self.first.bias, flat, self.first.weight.t(), out=buf)
+                return F.relu(self.second(torch.addcmul(shift, x, scale, out=x).relu_()))
             x = torch.addcmul(shift, self.first(flat), scale)
         return F.relu(self.second(F.relu(x)))
 
@@ -170,8 +191,10 @@ class MLPTrunk(nn.Module):
         def build() -> torch.Tensor:
             return self.film(self.joint_one_hots.to(dtype)) + self.unit_scale
 
-        # training: the table is part of the graph; otherwise built once per change of the layer's parameters
-        table = build() if torch.is_grad_enabled() else built_from_parameters(self.film, build, dtype)
+        # training or traced: the table is part of the graph; otherwise built once per change of the layer's
+        # parameters
+        kept = not (torch.is_grad_enabled() or _compiling())
+        table = built_from_parameters(self.film, build, dtype) if kept else build()
         rows = (joint * self.joint_digits).sum(1)
         return torch.index_select(table, 0, rows, out=scratch("film", (len(rows), table.shape[1]), table))
 
@@ -350,6 +373,12 @@ class MixtureDecoder(nn.Module):
         n = self.n_scored
         return torch.cat([score, mix[:, :n] + score[:, :n], mix[:, n:]], dim=1)
 
+    @property
+    def uniform_draws(self) -> int:
+        """How many uniform numbers :meth:`sample` uses per game: one component pick and one draw per cell,
+        in every channel."""
+        return N_CHANNELS * (1 + self.n_cells)
+
     def counts(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 5, V) long counts of ``obs`` (B, 5, h, w) and (B,) whether the decoder can express it (whole
         counts within every channel's range)."""
@@ -469,12 +498,24 @@ class MixtureDecoder(nn.Module):
         generator: torch.Generator | None = None,
         temperature: float = 1.0,
         cells: torch.Tensor | None = None,
+        uniforms: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, 5, h, w) float32 next observations drawn channel by channel (``cells`` (B, V, cell_inputs):
         the cells' inputs, with a cell scorer). ``temperature`` scales every logit; 0 takes the most likely
-        component, then the most likely count of every cell."""
-        tables = self._sampling_tables()
+        component, then the most likely count of every cell.
+
+        A sample uses :attr:`uniform_draws` uniform numbers per game, channel c's component pick then its
+        cells: drawn in one block from ``generator``, or given as ``uniforms`` (B, uniform_draws) in [0, 1)
+        (a sample is then a function of its inputs, which ``torch.compile`` can trace)."""
         B, V, h, K, S = feats.shape[0], self.n_cells, self.hidden, self.n_mixture, self.scorer
+        if temperature != 0 and uniforms is None:
+            uniforms = torch.rand((B, self.uniform_draws), generator=generator, device=feats.device)
+        elif uniforms is not None and tuple(uniforms.shape) != (B, self.uniform_draws):
+            raise ValueError(
+                f"uniforms must have shape {(B, self.uniform_draws)}, got {tuple(uniforms.shape)}"
+            )
+        # (traced by torch.compile: regrouped in the graph, as parameter versions cannot be read there)
+        tables = self._build_sampling_tables() if _compiling() else self._sampling_tables()
         width = tables["context_w"].shape[1]
         ctx = torch.addmm(
             tables["context_b"],
@@ -515,8 +556,9 @@ class MixtureDecoder(nn.Module):
                     mix, logits, offset = mix / temperature, logits / temperature, offset / temperature
                 # one uniform draw per component pick and per cell, then inverse CDFs (cheaper than
                 # torch.multinomial, which draws exponentials)
-                k = categorical(mix.softmax(-1), generator)
-                u = torch.rand((B, V), generator=generator, device=x.device, dtype=x.dtype)
+                at = c * (V + 1)
+                k = categorical(mix.softmax(-1), uniform=uniforms[:, at])
+                u = uniforms[:, at + 1 : at + 1 + V].to(x.dtype)
                 if L == 2:  # P(count 1) = sigmoid(l1 - l0)
                     planes[:, c] = u < (logits + offset[k]).sigmoid()
                 else:  # inverse CDF per cell, never a p = 0 count

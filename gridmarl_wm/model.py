@@ -633,21 +633,47 @@ class WorldModel(nn.Module):
         other_actions,
         generator: torch.Generator | None = None,
         temperature: float = 1.0,
+        uniforms: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A sampled next observation (B, 5, h, w) and reward (B,). At ``temperature`` 0 both are the most
-        likely ones (the observation token by token)."""
+        likely ones (the observation token by token).
+
+        With a mixture decoder the draws can be given instead of ``generator``: ``uniforms`` (B,
+        :attr:`uniform_draws`) in [0, 1), the reward's first, then the decoder's (the sample is then a
+        function of its inputs, which ``torch.compile`` can trace)."""
         obs = self._tensor(obs, torch.float32)
+        if uniforms is not None:
+            if self.uniform_draws is None:
+                raise ValueError(
+                    f"uniforms= needs a model with a mixture decoder; this one has decoder="
+                    f"{self.cfg.decoder!r}, which draws its own: pass generator= instead"
+                )
+            if tuple(uniforms.shape) != (obs.shape[0], self.uniform_draws):
+                raise ValueError(
+                    f"uniforms must have shape {(obs.shape[0], self.uniform_draws)} (games, uniform_draws), "
+                    f"got {tuple(uniforms.shape)}"
+                )
         pred = self(obs, self.joint(self_action, other_actions), heads=False)
         if self.cfg.decoder == "mixture":
-            nxt = self.decoder.sample(pred.feats, generator, temperature, pred.cells)
+            drawn = None if uniforms is None else uniforms[:, 1:]
+            nxt = self.decoder.sample(pred.feats, generator, temperature, pred.cells, drawn)
         else:
             tokens, _ = self.decoder.sample(pred.feats, obs, generator, temperature)
             nxt = self.cfg.layout.decode(tokens, self.cfg.obs_shape[1:])
         if temperature == 0:
             r_idx = pred.reward_logits.argmax(-1)
         else:
-            r_idx = categorical((pred.reward_logits / temperature).softmax(-1), generator)
+            probs = (pred.reward_logits / temperature).softmax(-1)
+            r_idx = categorical(probs, generator, None if uniforms is None else uniforms[:, 0])
         return nxt, self.reward_table[r_idx]
+
+    @property
+    def uniform_draws(self) -> int | None:
+        """How many uniform numbers :meth:`sample` uses per game when they are given (``uniforms=``): the
+        reward's draw and the mixture decoder's; None for the pointer decoder, which draws its own."""
+        if self.cfg.decoder != "mixture":
+            return None
+        return 1 + self.decoder.uniform_draws
 
     @torch.no_grad()
     def reward(self, obs, self_action, other_actions) -> torch.Tensor:

@@ -130,15 +130,22 @@ class LearnedSimulator:
         temperature: of its samples.
         seed: of its generator.
         value: use the model's value head for bootstraps.
+        compile: step through ``torch.compile`` (see :class:`~gridmarl_wm.imagine.ImaginedSimulator`).
     """
 
     def __init__(
-        self, model: Any, opponent: Any = "model", temperature: float = 1.0, seed: int = 0, value: bool = True
+        self,
+        model: Any,
+        opponent: Any = "model",
+        temperature: float = 1.0,
+        seed: int = 0,
+        value: bool = True,
+        compile: bool = False,
     ) -> None:
         self.model = model
         device = torch.device(model.device)
         self.generator = torch.Generator(device=device).manual_seed(seed)
-        self.sim = ImaginedSimulator(model, opponent, temperature, self.generator)
+        self.sim = ImaginedSimulator(model, opponent, temperature, self.generator, compile=compile)
         self.use_value = value and hasattr(model, "value")
         self.device = device
 

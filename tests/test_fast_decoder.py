@@ -197,6 +197,10 @@ def test_sampling_regroups_the_parameters_once_and_again_after_they_change():
         g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
         mine = model.sample(obs, a, others, g1, temperature=temperature)[0]
         assert torch.equal(mine, fresh.sample(obs, a, others, g2, temperature=temperature)[0])
+    tables = model.decoder._sampling_tables()
+    assert model.decoder._sampling_tables() is tables
+    # a parameter replaced by a new tensor (not changed in place) counts as a change too
+    model.decoder.base[0].bias = torch.nn.Parameter(model.decoder.base[0].bias.detach() + 1)
     assert model.decoder._sampling_tables() is not tables
 
 
@@ -245,6 +249,73 @@ def test_scratch_buffers_hold_intermediates_only_and_belong_to_one_thread():
         assert md.scratch("test", (4, 3), like) is not None  # on again after it
     with torch.autocast("cpu", dtype=torch.bfloat16):  # products in bf16, which no fp32 buffer can take
         assert model.sample(obs, a, others)[0].shape == obs.shape
+
+
+def _default_game_model() -> tuple[WorldModel, torch.Tensor, torch.Tensor]:
+    """An untrained small mixture model of the default game, 300 real first observations and own actions."""
+    torch.manual_seed(0)
+    cfg = WorldModelConfig(decoder="mixture", trunk="mlp", fusion="film", d_model=16, trunk_hidden=16)
+    model = WorldModel(cfg).eval()
+    game = gridmarl.make_config()
+    state = gridmarl.GridCore(game).reset(np.random.default_rng(0).random((300, 4)))
+    obs = torch.as_tensor(gridmarl.GridCore(game).observe(state, (0,))[:, 0])
+    return model, obs, torch.arange(300) % 5
+
+
+def test_an_imagined_step_draws_its_numbers_in_one_block_and_is_a_function_of_them():
+    """With a mixture decoder a step draws ``n_agents - 1 + model.uniform_draws`` uniform numbers per game
+    in one block, the others' actions' first, and is the model's sample at those numbers: the same
+    numbers give the same step. Bad numbers are refused by name, and a pointer decoder, which draws its
+    own, refuses them."""
+    model, obs, a = _default_game_model()
+    B = len(obs)
+    assert model.uniform_draws == 1 + 5 * (16 + 1)  # the reward's, then a component and 16 cells per channel
+    sim = ImaginedSimulator(model, generator=torch.Generator().manual_seed(3))
+    nxt, reward, others = sim.step(obs, a)
+    u = torch.rand((B, 1 + model.uniform_draws), generator=torch.Generator().manual_seed(3))
+    probs = model.opponent_probs(obs)[:, 0]
+    mine_others = (probs.cumsum(-1) < (1 - u[:, :1]) * probs.sum(-1, keepdim=True)).sum(-1).clamp(max=4)
+    assert torch.equal(others[:, 0], mine_others)
+    mine = model.sample(obs, a, others, uniforms=u[:, 1:])
+    assert torch.equal(nxt, mine[0]) and torch.equal(reward, mine[1])
+    again = model.sample(obs, a, others, uniforms=u[:, 1:])
+    assert torch.equal(again[0], mine[0])
+    assert not torch.equal(model.sample(obs, a, others, uniforms=u[:, 1:].flip(0))[0], mine[0])
+    with pytest.raises(
+        ValueError, match=r"uniforms must have shape \(300, 86\) \(games, uniform_draws\), got \(300, 85\)"
+    ):
+        model.sample(obs, a, others, uniforms=u[:, 2:])
+    pointer = WorldModel(WorldModelConfig(d_model=16, features=4)).eval()
+    assert pointer.uniform_draws is None
+    with pytest.raises(ValueError, match="uniforms= needs a model with a mixture decoder"):
+        pointer.sample(obs, a, others, uniforms=u[:, 1:])
+    with pytest.raises(ValueError, match="compile=True needs a world model"):
+        ImaginedSimulator(pointer, compile=True)
+    with pytest.raises(ValueError, match="compile must be True or False, got 'yes'"):
+        ImaginedSimulator(model, compile="yes")
+
+
+def _no_compiler() -> bool:
+    import shutil
+
+    return not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++"))
+
+
+@pytest.mark.skipif(_no_compiler(), reason="torch.compile on a CPU needs a C++ compiler")
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_a_compiled_step_samples_what_the_uncompiled_step_samples():
+    """``compile=True`` changes how a step runs, not what it draws: from the same generator the compiled
+    step gives the uncompiled step's samples (up to rounding, which may move a draw that lies on a
+    boundary), for other batch sizes too after one compilation."""
+    model, obs, a = _default_game_model()
+    runs = {}
+    for compiled in (False, True):
+        sim = ImaginedSimulator(model, generator=torch.Generator().manual_seed(1), compile=compiled)
+        runs[compiled] = [sim.step(obs[:B], a[:B]) for B in (300, 7, 300)]
+    for eager, fast in zip(runs[False], runs[True], strict=True):
+        for x, y in zip(eager, fast, strict=True):
+            assert x.shape == y.shape and x.dtype == y.dtype
+            assert (x == y).float().mean() > 0.999
 
 
 def test_checkpoint_round_trip_and_cli_config(tmp_path):
