@@ -227,6 +227,11 @@ class ImaginedSimulator:
         if self.temperature != 0:
             n = self._draws + (self._n_others if other_actions is None else 0)
             uniforms = torch.rand((obs.shape[0], n), generator=self.generator, device=obs.device)
+        if self.compile:
+            # contiguous tensors that are not views (compiled code guards on a view's base and on strides):
+            # slices of a batch and columns of a planner's sequences then compile nothing new
+            obs, actions = obs.contiguous().detach(), actions.contiguous().detach()
+            other_actions = None if other_actions is None else other_actions.contiguous().detach()
         return self._from_uniforms(obs, actions, other_actions, uniforms)
 
     def _step_from_uniforms(self, obs, actions, other_actions, uniforms):

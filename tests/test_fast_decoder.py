@@ -316,6 +316,14 @@ def test_a_compiled_step_samples_what_the_uncompiled_step_samples():
         for x, y in zip(eager, fast, strict=True):
             assert x.shape == y.shape and x.dtype == y.dtype
             assert (x == y).float().mean() > 0.999
+    # a planner steps columns of its action sequences, whose strides vary with the horizon left: once warm,
+    # they compile nothing new (a compilation takes seconds)
+    sequences = {H: torch.arange(300 * H).view(300, H) % 5 for H in (1, 3, 8)}
+    sim.step(obs, a, a[:, None])  # the others' actions given: one more compilation
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for H, seqs in sequences.items():
+            sim.step(obs, seqs[:, H - 1])
+            sim.step(obs[:50], seqs[:50, 0], seqs[:50, H - 1 : H])
 
 
 def test_checkpoint_round_trip_and_cli_config(tmp_path):
