@@ -12,8 +12,9 @@ trained here for ``--train-steps`` steps on random play; with ``--untrained`` a 
 is timed instead, and every figure says so (its samples are not the trained model's: how many objects a
 sampled observation holds changes the decoder's work). ``--amp both`` times fp32 and bf16 autocast in the
 same run; ``--compile`` adds rows for the step and the planners through ``torch.compile`` (compiled before
-the timed rounds; the note gives the first step's time, compiling included). Figures are medians of
-``--repeats`` rounds, each timing every batch and the real env in turn (``benchmarks/timing.py``); --record
+the timed rounds; the note gives the first steps' time, compiling included). Figures are medians of
+``--repeats`` rounds, each timing every batch and the real env in turn (``benchmarks/timing.py``), and of
+``--planner-rounds`` rounds, each playing every planner's games on every simulator in turn; --record
 writes the table into benchmarks/RESULTS.md (block ``imagined_throughput_cpu`` or
 ``imagined_throughput_cuda``).
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import sys
 import time
 
@@ -54,6 +56,9 @@ def main() -> None:
     p.add_argument("--no-planners", action="store_true")
     p.add_argument("--planner-seeds", type=int, default=3, help="seeds of real games per planner")
     p.add_argument("--planner-episodes", type=int, default=4, help="real games per seed (all in lockstep)")
+    p.add_argument(
+        "--planner-rounds", type=int, default=3, help="rounds of every planner on every simulator (median)"
+    )
     p.add_argument(
         "--compile",
         action="store_true",
@@ -119,21 +124,30 @@ def main() -> None:
         print(f"{name}: {rate:,.0f} steps/s", flush=True)
     if not args.no_planners:
         seeds = list(range(args.planner_seeds))
+        games = len(seeds) * args.planner_episodes
+        sims = {
+            "exact": lambda: ExactSimulator(game, "random", seed=0),
+            "learned": lambda: LearnedSimulator(model, seed=0),
+        }
+        if args.compile:
+            sims["learned, torch.compile"] = lambda: LearnedSimulator(model, seed=0, compile=True)
         for name, make in [("random shooting", RandomShooting), ("CEM", CEM), ("MCTS", MCTS)]:
-            sims = [
-                ("exact", ExactSimulator(game, "random", seed=0)),
-                ("learned", LearnedSimulator(model, seed=0)),
-            ]
-            if args.compile:
-                sims.append(("learned, torch.compile", LearnedSimulator(model, seed=0, compile=True)))
-            for sim_name, sim in sims:  # a fresh planner of the same seed for each simulator
-                res = play(
-                    make(seed=0), sim, "random", seeds=seeds, episodes=args.planner_episodes, game=game
-                )
-                games = len(seeds) * args.planner_episodes
+            per_s: dict[str, list[float]] = {sim_name: [] for sim_name in sims}
+            for _ in range(args.planner_rounds):  # round-robin, as the steps above
+                for sim_name, make_sim in sims.items():  # a fresh planner and simulator, the same seeds
+                    res = play(
+                        make(seed=0),
+                        make_sim(),
+                        "random",
+                        seeds=seeds,
+                        episodes=args.planner_episodes,
+                        game=game,
+                    )
+                    per_s[sim_name].append(res.decisions_per_s)
+            for sim_name, rates_of in per_s.items():
                 row = f"{name}, {sim_name} simulator, {games} games in lockstep (decisions)"
-                rows.append((row + (label if sim_name != "exact" else ""), res.decisions_per_s))
-                print(f"{rows[-1][0]}: {res.decisions_per_s:,.0f} decisions/s", flush=True)
+                rows.append((row + (label if sim_name != "exact" else ""), statistics.median(rates_of)))
+                print(f"{rows[-1][0]}: {rows[-1][1]:,.0f} decisions/s", flush=True)
     table = "\n".join(["| what | per second |", "|---|---:|", *(f"| {n} | {r:,.0f} |" for n, r in rows)])
     print()
     print(table)
@@ -141,6 +155,11 @@ def main() -> None:
         note = (
             f"Timed {what}; medians of {args.repeats} rounds, each timing every row in turn, of {args.steps} imagined steps"
             + compiled_note
+            + (
+                ""
+                if args.no_planners
+                else f"; planners: medians of {args.planner_rounds} rounds, each playing every simulator in turn"
+            )
             + ("; the machine was shared with other jobs while timing" if args.busy else "")
             + "."
         )
