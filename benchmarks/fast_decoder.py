@@ -51,6 +51,15 @@ DECODERS = {
         "mixture_scorer": 16,
         "d_model": 64,
     },
+    "mixture-small": {  # mixture-narrow with half its trunk's hidden units and half the per-channel layers
+        "decoder": "mixture",
+        "trunk": "mlp",
+        "fusion": "film",
+        "mixture_scorer": 16,
+        "d_model": 64,
+        "trunk_hidden": 128,
+        "mixture_hidden": 32,
+    },
 }
 # The games of the scaling table: (name, game kwargs).
 GAMES = [
