@@ -306,12 +306,14 @@ def _no_compiler() -> bool:
 def test_a_compiled_step_samples_what_the_uncompiled_step_samples():
     """``compile=True`` changes how a step runs, not what it draws: from the same generator the compiled
     step gives the uncompiled step's samples (up to rounding, which may move a draw that lies on a
-    boundary), for other batch sizes too after one compilation."""
+    boundary), for other batch sizes too after one compilation, and for a batch stepped in slices."""
     model, obs, a = _default_game_model()
+    big = obs.repeat(7, 1, 1, 1)
     runs = {}
     for compiled in (False, True):
         sim = ImaginedSimulator(model, generator=torch.Generator().manual_seed(1), compile=compiled)
-        runs[compiled] = [sim.step(obs[:B], a[:B]) for B in (300, 7, 300)]
+        # 2,100 games: two slices when compiled on a CPU (CPU_COMPILED_MAX_BATCH), one otherwise
+        runs[compiled] = [sim.step(obs[:B], a[:B]) for B in (300, 7, 300)] + [sim.step(big, a.repeat(7))]
     for eager, fast in zip(runs[False], runs[True], strict=True):
         for x, y in zip(eager, fast, strict=True):
             assert x.shape == y.shape and x.dtype == y.dtype

@@ -196,7 +196,8 @@ def test_batched_simulator_tensors_in_and_out():
 
 def test_batched_simulator_steps_large_batches_in_slices():
     """``max_batch`` slices a large batch and puts the pieces back in order: at temperature 0 the step is
-    the same function of its inputs either way, given the others' actions or drawing them."""
+    the same function of its inputs either way, given the others' actions or drawing them; with a
+    mixture decoder at temperature 1 too, from the same generator."""
     model = tiny()
     core = gridmarl.GridCore(GAME)
     state = core.reset(np.random.default_rng(2).random((50, 4)))
@@ -207,6 +208,16 @@ def test_batched_simulator_steps_large_batches_in_slices():
     for given in (others, None):
         a, b = whole.step(obs, actions, given), sliced.step(obs, actions, given)
         assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True)) and a[0].shape == obs.shape
+    # a mixture-decoder model draws every game's numbers in one block before slicing: the same samples
+    mixture = tiny(decoder="mixture", trunk="mlp").eval()
+    for given in (others, None):
+        a, b = (
+            ImaginedSimulator(mixture, generator=torch.Generator().manual_seed(4), max_batch=m).step(
+                obs, actions, given
+            )
+            for m in (50, 16)
+        )
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="max_batch"):
             ImaginedSimulator(model, max_batch=bad)
