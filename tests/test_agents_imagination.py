@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -237,3 +239,38 @@ def test_the_command_line_runs_the_loop_and_refuses_to_overwrite(tmp_path, capsy
         with pytest.raises(SystemExit) as exit_info:
             main(["learn-in-imagination", *small, *argv])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_compile_reaches_the_imagined_games_and_is_refused_where_it_cannot_apply(tmp_path, monkeypatch):
+    """``compile=True`` (``--compile``) steps the imagined games through ``torch.compile`` (replaced here
+    by a recorder: compiling takes a minute), and is refused by name for the rules and the pointer decoder."""
+    from gridmarl_wm.cli import main
+
+    compiled = []
+
+    def fake_compile(fn, **kwargs):
+        compiled.append(kwargs)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    cfg = ImaginationConfig(
+        real_steps=256, real_steps_per_iteration=256, real_envs=32, model_steps=5, model_batch=64,
+        imagined_steps_per_iteration=256, imagined_envs=64, horizon=4, eval_seeds=1, eval_episodes=1,
+    )  # fmt: skip
+    learn_in_imagination(tmp_path / "api", opponent="greedy", cfg=cfg, compile=True)
+    assert compiled == [{"dynamic": True}]
+    small = ["--real-steps", "256", "--real-steps-per-iteration", "256", "--real-envs", "32", "--model-steps",
+             "5", "--model-batch", "64", "--imagined-steps-per-iteration", "256", "--imagined-envs", "64",
+             "--horizon", "4", "--eval-seeds", "1", "--eval-episodes", "1", "--threads", "1", "--no-progress"]  # fmt: skip
+    main(
+        ["learn-in-imagination", "--out", str(tmp_path / "cli"), "--opponent", "greedy", "--compile", *small]
+    )
+    assert len(compiled) == 2
+    for kwargs, message in (
+        ({"cfg": replace(cfg, simulator="exact")}, "simulator='exact'"),
+        ({"cfg": cfg, "model_overrides": {"decoder": "pointer"}}, "decoder='pointer'"),
+    ):
+        with pytest.raises(ValueError, match=f"compile=True steps a learned simulator.*{message}"):
+            learn_in_imagination(tmp_path / "bad", opponent="greedy", compile=True, **kwargs)
+    with pytest.raises(ValueError, match="compile must be True or False, got 'yes'"):
+        learn_in_imagination(tmp_path / "bad", opponent="greedy", cfg=cfg, compile="yes")

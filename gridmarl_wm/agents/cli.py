@@ -207,6 +207,11 @@ def add_imagination_parser(sub: Any, add_game_args: Any) -> None:
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the usable cores)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in OUT")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="step the imagined games through torch.compile (the learned simulator, mixture decoder)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_learn_in_imagination)
 
@@ -230,7 +235,7 @@ def cmd_learn_in_imagination(args: argparse.Namespace) -> None:
         raise ValueError(f"--out {out} already holds a run: pass --resume to continue it, or another --out")
     lines = learn_in_imagination(
         out, game=_game_from_args(args), opponent=args.opponent, cfg=cfg, model_overrides=overrides,
-        progress=not args.no_progress, resume=args.resume,
+        progress=not args.no_progress, resume=args.resume, compile=args.compile,
     )  # fmt: skip
     for line in lines:
         print(

@@ -206,6 +206,7 @@ def learn_in_imagination(
     progress: bool = False,
     resume: bool = False,
     stop_at: int | None = None,
+    compile: bool = False,
     **policy: Any,
 ) -> list[dict[str, Any]]:
     """Run the loop (see the module docstring); writes ``out_dir/policy.pt`` (with PPO's ``metrics.jsonl``),
@@ -226,6 +227,9 @@ def learn_in_imagination(
             model for the direct variant).
         simulator: with ``cfg.simulator == "exact"``, a stand-in for the rules (anything with
             ``WorldModel``'s ``sample``, e.g. a deliberately wrong model), played with the true opponents.
+        compile: step the imagined games through ``torch.compile`` (a learned simulator with the mixture
+            decoder). The samples are the uncompiled step's up to rounding, so a compiled run can differ
+            from an uncompiled one where a draw lies on a boundary; it is not part of the run's settings.
         **policy: :class:`PolicyConfig` fields (history 1: imagined games know one observation).
 
     Raises:
@@ -239,6 +243,13 @@ def learn_in_imagination(
     game = make_config(game)
     model_overrides = with_architecture_defaults(model_overrides)
     check_opponent(opponent, game)
+    if not isinstance(compile, bool):
+        raise ValueError(f"compile must be True or False, got {compile!r}")
+    if compile and (cfg.simulator not in LEARNED or model_overrides["decoder"] != "mixture"):
+        raise ValueError(
+            "compile=True steps a learned simulator with the mixture decoder; got simulator="
+            f"{cfg.simulator!r}, decoder={model_overrides['decoder']!r}"
+        )
     if simulator is not None and cfg.simulator != "exact":
         raise ValueError("a given simulator stands in for the rules: use it with cfg.simulator='exact'")
     if opponent == "self":
@@ -324,8 +335,9 @@ def learn_in_imagination(
         # 3. the policy in imagination
         starts = data.obs.astype(np.float32)
         env = ImaginedGames(
-            model, starts, cfg.imagined_envs, cfg.horizon, sim_opponent, seed=cfg.seed + k, game=game
-        )
+            model, starts, cfg.imagined_envs, cfg.horizon, sim_opponent, seed=cfg.seed + k, game=game,
+            compile=compile,
+        )  # fmt: skip
         if trainer is None:
             meta = {"opponent": str(opponent), "imagination": asdict(cfg)}
             with torch.random.fork_rng():  # initial weights from the loop's seed, not the global generator

@@ -38,6 +38,8 @@ class ImaginedGames:
         temperature: of the model's samples (1: the model's own distribution).
         game: the game the model simulates, if the model does not say.
         ego: the learner's player index (for models whose opponent head takes it).
+        compile: step the games through ``torch.compile`` (a world model with a mixture decoder; see
+            :class:`~gridmarl_wm.imagine.ImaginedSimulator`).
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class ImaginedGames:
         temperature: float = 1.0,
         game: GridConfig | dict | None = None,
         ego: int = 0,
+        compile: bool = False,
     ) -> None:
         self.config = make_config(game) if game is not None else game_of(model)
         for name, value in (("num_envs", num_envs), ("groups", groups), ("horizon", horizon)):
@@ -80,7 +83,9 @@ class ImaginedGames:
         # One generator draws the imagined outcomes and one the starts; both are part of the saved state.
         self.generator = torch.Generator(self.device).manual_seed(_mix(seed, self.group_ids))
         self.start_rng = np.random.default_rng([seed, 104729, *self.group_ids])
-        self.sim = ImaginedSimulator(model, opponent, temperature, self.generator, agent=int(ego))
+        self.sim = ImaginedSimulator(
+            model, opponent, temperature, self.generator, agent=int(ego), compile=compile
+        )
         self.obs: torch.Tensor | None = None  # (N, 5, h, w)
         self.t = np.zeros(self.num_envs, dtype=np.int64)
         self.imagined_steps = 0
