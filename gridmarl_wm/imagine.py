@@ -158,7 +158,7 @@ class ImaginedSimulator:
         self._agent_id = bool(getattr(cfg, "agent_id", False))
         self._n_others = int(getattr(cfg, "n_agents", 2)) - 1
         # the uniform numbers the model's sample takes as an input, or None where it draws its own
-        self._draws = None if _is_exact(model) else getattr(model, "uniform_draws", None)
+        self._draws = getattr(model, "uniform_draws", None)
         if not isinstance(compile, bool):
             raise ValueError(f"compile must be True or False, got {compile!r}")
         if compile and self._draws is None:

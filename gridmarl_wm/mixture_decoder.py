@@ -50,13 +50,20 @@ OFFSET_GAIN = 8.0
 MAX_FILM_TABLE = 1024  # the MLP trunk looks its FiLM rows up when there are at most this many joint actions
 
 
+# whether torch.compile is tracing the caller (torch < 2.3 has it under torch._dynamo only)
+_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
+
+
 def built_from_parameters(module: nn.Module, build: Callable[[], Any], *extra: Any) -> Any:
     """``build()``, kept on ``module`` and built again only when one of its parameters has changed since (in
     place, as an optimiser step or a load changes it, or by a new tensor, device or dtype) or ``extra``
     differs: tables regrouped from the parameters, built once rather than at every step. The module's
     submodules are listed at the first call (a model's layers are fixed once it is built; walking them
     again at every step would cost more than the tables save); a parameter replaced in one of them counts
-    as a change."""
+    as a change. While ``torch.compile`` traces the caller, ``build()`` runs in the graph instead of the
+    cache being read (a compiled graph reads the parameters themselves at every call)."""
+    if _compiling():
+        return build()
     owners = module.__dict__.get("_parameter_owners")
     if owners is None:
         owners = module.__dict__["_parameter_owners"] = [m._parameters for m in module.modules()]
@@ -73,8 +80,8 @@ _scratch = threading.local()
 
 def scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
     """A buffer of ``shape`` that the ``out=`` of a product can fill, kept for the next call of this thread
-    that asks for ``name``, or None (a fresh tensor, then) on a GPU, while autograd records or under CPU
-    autocast.
+    that asks for ``name``, or None (a fresh tensor, then) on a GPU, while autograd records, under CPU
+    autocast or while ``torch.compile`` traces (a graph keeps no buffers between calls).
 
     On a CPU every large new tensor is memory the C library may have just handed back to the system, and
     writing into it faults every page in again; at batch 4,096 those faults are a large share of an imagined
@@ -97,15 +104,6 @@ def scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tens
     if buf is None or buf.numel() < n:
         buf = pool[key] = torch.empty(n, dtype=like.dtype)
     return buf[:n].view(shape)
-
-
-_is_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling  # torch < 2.3
-
-
-def _compiling() -> bool:
-    """Whether ``torch.compile`` is tracing the caller (it cannot trace reads of parameter versions or
-    data pointers, nor keep buffers between calls)."""
-    return _is_compiling()
 
 
 def _cpu_autocast() -> bool:
@@ -191,10 +189,8 @@ class MLPTrunk(nn.Module):
         def build() -> torch.Tensor:
             return self.film(self.joint_one_hots.to(dtype)) + self.unit_scale
 
-        # training or traced: the table is part of the graph; otherwise built once per change of the layer's
-        # parameters
-        kept = not (torch.is_grad_enabled() or _compiling())
-        table = built_from_parameters(self.film, build, dtype) if kept else build()
+        # training: the table is part of the graph; otherwise built once per change of the layer's parameters
+        table = build() if torch.is_grad_enabled() else built_from_parameters(self.film, build, dtype)
         rows = (joint * self.joint_digits).sum(1)
         return torch.index_select(table, 0, rows, out=scratch("film", (len(rows), table.shape[1]), table))
 
@@ -514,8 +510,7 @@ class MixtureDecoder(nn.Module):
             raise ValueError(
                 f"uniforms must have shape {(B, self.uniform_draws)}, got {tuple(uniforms.shape)}"
             )
-        # (traced by torch.compile: regrouped in the graph, as parameter versions cannot be read there)
-        tables = self._build_sampling_tables() if _compiling() else self._sampling_tables()
+        tables = self._sampling_tables()
         width = tables["context_w"].shape[1]
         ctx = torch.addmm(
             tables["context_b"],
