@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 from recording import provenance, record
-from timing import device_sync, imagined_run, rates, real_run
+from timing import device_sync, imagined_run, rates, real_run, round_robin
 
 import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
@@ -131,22 +131,19 @@ def main() -> None:
         }
         if args.compile:
             sims["learned, torch.compile"] = lambda: LearnedSimulator(model, seed=0, compile=True)
+
+        def decisions_per_s(make_planner, make_sim) -> Callable[[], float]:
+            def measure() -> float:  # a fresh planner and simulator at every call: the same games and seeds
+                planner, sim = make_planner(seed=0), make_sim()
+                return play(planner, sim, "random", seeds, args.planner_episodes, game).decisions_per_s
+
+            return measure
+
         for name, make in [("random shooting", RandomShooting), ("CEM", CEM), ("MCTS", MCTS)]:
-            per_s: dict[str, list[float]] = {sim_name: [] for sim_name in sims}
-            for _ in range(args.planner_rounds):  # round-robin, as the steps above
-                for sim_name, make_sim in sims.items():  # a fresh planner and simulator, the same seeds
-                    res = play(
-                        make(seed=0),
-                        make_sim(),
-                        "random",
-                        seeds=seeds,
-                        episodes=args.planner_episodes,
-                        game=game,
-                    )
-                    per_s[sim_name].append(res.decisions_per_s)
-            for sim_name, rates_of in per_s.items():
+            measures = {sim_name: decisions_per_s(make, make_sim) for sim_name, make_sim in sims.items()}
+            for sim_name, rate in round_robin(measures, args.planner_rounds).items():
                 row = f"{name}, {sim_name} simulator, {games} games in lockstep (decisions)"
-                rows.append((row + (label if sim_name != "exact" else ""), statistics.median(rates_of)))
+                rows.append((row + (label if sim_name != "exact" else ""), rate))
                 print(f"{rows[-1][0]}: {rows[-1][1]:,.0f} decisions/s", flush=True)
     table = "\n".join(["| what | per second |", "|---|---:|", *(f"| {n} | {r:,.0f} |" for n, r in rows)])
     print()

@@ -3,7 +3,8 @@
 An imagined step is one call of ``ImaginedSimulator.step`` per game: the others' actions from the opponent
 head, then a sampled next observation and reward. A real step is one step of the ``GridMARL-v0`` vector env
 (numpy, random opponents). :func:`rates` times several such runs round-robin, one of each per round, so that
-runs compared in one table see the same state of the machine (on a shared machine the speed of the same
+runs compared in one table see the same state of the machine (:func:`round_robin` does the same for any
+measure, such as a planner's decisions per second) (on a shared machine the speed of the same
 code drifts over minutes); each figure is the median of its rounds.
 
 Benchmarks run as ``python benchmarks/NAME.py``, so they import this module as ``timing``.
@@ -26,20 +27,32 @@ from gridmarl_wm.mixture_decoder import fresh_tensors
 Run = tuple[Callable[[], None], int]  # a run and the steps it makes
 
 
+def round_robin(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    """The median of ``rounds`` values of every measure; each round calls each measure once, in turn."""
+    values: dict[str, list[float]] = {name: [] for name in measures}
+    for _ in range(rounds):
+        for name, measure in measures.items():
+            values[name].append(measure())
+    return {name: statistics.median(v) for name, v in values.items()}
+
+
 def rates(runs: dict[str, Run], repeats: int, sync: Callable[[], None] = lambda: None) -> dict[str, float]:
-    """Steps per second of every run, the median of ``repeats`` rounds; each round times each run once, in
-    turn, after one untimed warm-up round."""
+    """Steps per second of every run, the median of ``repeats`` rounds (:func:`round_robin`), after one
+    untimed warm-up round."""
     for fn, _ in runs.values():
         fn()
-    per_s: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, (fn, work) in runs.items():
+
+    def timed(fn: Callable[[], None], work: int) -> Callable[[], float]:
+        def measure() -> float:
             sync()
             start = time.perf_counter()
             fn()
             sync()
-            per_s[name].append(work / (time.perf_counter() - start))
-    return {name: statistics.median(r) for name, r in per_s.items()}
+            return work / (time.perf_counter() - start)
+
+        return measure
+
+    return round_robin({name: timed(fn, work) for name, (fn, work) in runs.items()}, repeats)
 
 
 def imagined_run(

@@ -20,6 +20,21 @@ def test_rates_time_every_run_once_per_round_in_turn_after_a_warm_up_round(monke
     assert out == {"a": 10.0, "b": 30.0}  # every timed run takes one tick of the fake clock
 
 
+def test_round_robin_calls_every_measure_once_per_round_in_turn_and_takes_medians():
+    calls = []
+    values = {"a": iter([5.0, 1.0, 3.0]), "b": iter([2.0, 9.0, 4.0])}
+
+    def measure(name):
+        def call():
+            calls.append(name)
+            return next(values[name])
+
+        return call
+
+    out = timing.round_robin({"a": measure("a"), "b": measure("b")}, rounds=3)
+    assert calls == ["a", "b"] * 3 and out == {"a": 3.0, "b": 4.0}
+
+
 def test_an_imagined_run_steps_the_simulator_and_a_real_run_the_vector_env():
     import gridmarl
     from gridmarl_wm.data import CollectConfig, collect
