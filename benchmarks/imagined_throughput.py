@@ -14,7 +14,9 @@ sampled observation holds changes the decoder's work). ``--amp both`` times fp32
 same run; ``--compile`` adds rows for the step and the planners through ``torch.compile`` (compiled before
 the timed rounds; the note gives the first steps' time, compiling included). Figures are medians of
 ``--repeats`` rounds, each timing every batch and the real env in turn (``benchmarks/timing.py``), and of
-``--planner-rounds`` rounds, each playing every planner's games on every simulator in turn; --record
+``--planner-rounds`` rounds, each playing every planner's games on every simulator in turn.
+``--retain-memory`` then times every row again after asking glibc's malloc to keep freed memory
+(``gridmarl_wm.allocator``); --record
 writes the table into benchmarks/RESULTS.md (block ``imagined_throughput_cpu`` or
 ``imagined_throughput_cuda``).
 """
@@ -32,10 +34,13 @@ from recording import provenance, record
 from timing import device_sync, imagined_run, rates, real_run, round_robin
 
 import gridmarl
+from gridmarl_wm.allocator import can_retain_freed_memory, retain_freed_memory
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.planning import CEM, MCTS, ExactSimulator, LearnedSimulator, RandomShooting, play
 from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
+
+RETAINED = " (freed memory retained)"
 
 
 def main() -> None:
@@ -64,9 +69,16 @@ def main() -> None:
         action="store_true",
         help="also time the step and the planners through torch.compile (rows that say so)",
     )
+    p.add_argument(
+        "--retain-memory",
+        action="store_true",
+        help="then time every row again after gridmarl_wm.allocator.retain_freed_memory() (rows that say so)",
+    )
     args = p.parse_args()
     if sum([args.model is not None, args.train_steps > 0, args.untrained]) != 1:
         p.error("give exactly one of --model PATH, --train-steps N (> 0) or --untrained")
+    if args.retain_memory and not can_retain_freed_memory():
+        p.error("--retain-memory needs glibc's malloc (Linux); this C library has no such switch")
     torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
@@ -119,32 +131,44 @@ def main() -> None:
             runs[name] = imagined_run(model, game, B, args.steps, args.device, compile=True)
     N = 4096
     runs[f"real vector env, N={N:,}, random opponents (numpy, CPU)"] = real_run({}, N)
-    for name, rate in rates(runs, args.repeats, device_sync(args.device)).items():
-        rows.append((name, rate))
-        print(f"{name}: {rate:,.0f} steps/s", flush=True)
-    if not args.no_planners:
-        seeds = list(range(args.planner_seeds))
-        games = len(seeds) * args.planner_episodes
-        sims = {
-            "exact": lambda: ExactSimulator(game, "random", seed=0),
-            "learned": lambda: LearnedSimulator(model, seed=0),
-        }
-        if args.compile:
-            sims["learned, torch.compile"] = lambda: LearnedSimulator(model, seed=0, compile=True)
 
-        def decisions_per_s(make_planner, make_sim) -> Callable[[], float]:
-            def measure() -> float:  # a fresh planner and simulator at every call: the same games and seeds
-                planner, sim = make_planner(seed=0), make_sim()
-                return play(planner, sim, "random", seeds, args.planner_episodes, game).decisions_per_s
+    def time_steps(suffix: str) -> None:
+        for name, rate in rates(runs, args.repeats, device_sync(args.device)).items():
+            rows.append((name + suffix, rate))
+            print(f"{rows[-1][0]}: {rate:,.0f} steps/s", flush=True)
 
-            return measure
+    seeds = list(range(args.planner_seeds))
+    games = len(seeds) * args.planner_episodes
+    sims = {
+        "exact": lambda: ExactSimulator(game, "random", seed=0),
+        "learned": lambda: LearnedSimulator(model, seed=0),
+    }
+    if args.compile:
+        sims["learned, torch.compile"] = lambda: LearnedSimulator(model, seed=0, compile=True)
 
+    def decisions_per_s(make_planner, make_sim) -> Callable[[], float]:
+        def measure() -> float:  # a fresh planner and simulator at every call: the same games and seeds
+            planner, sim = make_planner(seed=0), make_sim()
+            return play(planner, sim, "random", seeds, args.planner_episodes, game).decisions_per_s
+
+        return measure
+
+    def time_planners(suffix: str) -> None:
         for name, make in [("random shooting", RandomShooting), ("CEM", CEM), ("MCTS", MCTS)]:
             measures = {sim_name: decisions_per_s(make, make_sim) for sim_name, make_sim in sims.items()}
             for sim_name, rate in round_robin(measures, args.planner_rounds).items():
                 row = f"{name}, {sim_name} simulator, {games} games in lockstep (decisions)"
-                rows.append((row + (label if sim_name != "exact" else ""), rate))
+                rows.append((row + (label if sim_name != "exact" else "") + suffix, rate))
                 print(f"{rows[-1][0]}: {rows[-1][1]:,.0f} decisions/s", flush=True)
+
+    time_steps("")
+    if not args.no_planners:
+        time_planners("")
+    if args.retain_memory:  # everything again, with malloc keeping freed memory (for the rest of the run)
+        retain_freed_memory()
+        time_steps(RETAINED)
+        if not args.no_planners:
+            time_planners(RETAINED)
     table = "\n".join(["| what | per second |", "|---|---:|", *(f"| {n} | {r:,.0f} |" for n, r in rows)])
     print()
     print(table)
@@ -152,6 +176,12 @@ def main() -> None:
         note = (
             f"Timed {what}; medians of {args.repeats} rounds, each timing every row in turn, of {args.steps} imagined steps"
             + compiled_note
+            + (
+                f"; the rows that say{RETAINED} were timed after all the others, with glibc's malloc keeping "
+                "freed memory for reuse from then on (gridmarl_wm.allocator.retain_freed_memory)"
+                if args.retain_memory
+                else ""
+            )
             + (
                 ""
                 if args.no_planners
