@@ -328,6 +328,22 @@ def test_a_compiled_step_samples_what_the_uncompiled_step_samples():
             sim.step(obs[:50], seqs[:50, 0], seqs[:50, H - 1 : H])
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_a_step_traces_as_one_graph():
+    """What ``compile=True`` compiles is one graph: no break around the tables built from the parameters,
+    the reused buffers or the draws (a break splits the compiled step into pieces with Python between
+    them). ``torch._dynamo.explain`` traces it without compiling, so this needs no C++ compiler."""
+    model, obs, a = _default_game_model()
+    sim = ImaginedSimulator(model, generator=torch.Generator().manual_seed(1))
+    u = torch.rand((len(obs), 1 + model.uniform_draws), generator=torch.Generator().manual_seed(2))
+    sim.step(obs, a)  # the tables built and the buffers taken outside the trace first, as a planner would
+    torch._dynamo.reset()
+    for others, uniforms in ((None, u), (a[:, None], u[:, 1:])):
+        explained = torch._dynamo.explain(sim._step_from_uniforms)(obs, a, others, uniforms)
+        assert explained.graph_break_count == 0, explained.break_reasons
+        assert explained.graph_count == 1
+
+
 def test_checkpoint_round_trip_and_cli_config(tmp_path):
     game = gridmarl.make_config()
     data = collect(game, CollectConfig(steps=4, num_envs=32, seed=0))
