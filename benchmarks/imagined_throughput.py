@@ -15,8 +15,8 @@ same run; ``--compile`` adds rows for the step and the planners through ``torch.
 the timed rounds; the note gives the first steps' time, compiling included). Figures are medians of
 ``--repeats`` rounds, each timing every batch and the real env in turn (``benchmarks/timing.py``), and of
 ``--planner-rounds`` rounds, each playing every planner's games on every simulator in turn.
-``--retain-memory`` then times every row again after asking glibc's malloc to keep freed memory
-(``gridmarl_wm.allocator``); --record
+``--retain-memory`` times every row twice in each round: under glibc's starting malloc thresholds, then
+with malloc asked to keep freed memory (``gridmarl_wm.allocator``); --record
 writes the table into benchmarks/RESULTS.md (block ``imagined_throughput_cpu`` or
 ``imagined_throughput_cuda``).
 """
@@ -34,7 +34,7 @@ from recording import provenance, record
 from timing import device_sync, imagined_run, rates, real_run, round_robin
 
 import gridmarl
-from gridmarl_wm.allocator import can_retain_freed_memory, retain_freed_memory
+from gridmarl_wm.allocator import can_retain_freed_memory, retain_freed_memory, return_freed_memory
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.planning import CEM, MCTS, ExactSimulator, LearnedSimulator, RandomShooting, play
@@ -72,7 +72,8 @@ def main() -> None:
     p.add_argument(
         "--retain-memory",
         action="store_true",
-        help="then time every row again after gridmarl_wm.allocator.retain_freed_memory() (rows that say so)",
+        help="time every row twice in each round: under glibc's starting malloc thresholds, then after "
+        "gridmarl_wm.allocator.retain_freed_memory() (rows that say so)",
     )
     args = p.parse_args()
     if sum([args.model is not None, args.train_steps > 0, args.untrained]) != 1:
@@ -132,43 +133,53 @@ def main() -> None:
     N = 4096
     runs[f"real vector env, N={N:,}, random opponents (numpy, CPU)"] = real_run({}, N)
 
-    def time_steps(suffix: str) -> None:
-        for name, rate in rates(runs, args.repeats, device_sync(args.device)).items():
-            rows.append((name + suffix, rate))
-            print(f"{rows[-1][0]}: {rate:,.0f} steps/s", flush=True)
+    # with --retain-memory every row runs twice in each round: under glibc's starting thresholds, then with
+    # freed memory retained (the switch is made before each run, so both see the same state of the machine)
+    modes = {"": return_freed_memory, RETAINED: retain_freed_memory} if args.retain_memory else {"": None}
 
-    seeds = list(range(args.planner_seeds))
-    games = len(seeds) * args.planner_episodes
-    sims = {
-        "exact": lambda: ExactSimulator(game, "random", seed=0),
-        "learned": lambda: LearnedSimulator(model, seed=0),
+    def under(switch, fn):
+        def run(*a):
+            if switch is not None:
+                switch()
+            return fn(*a)
+
+        return run
+
+    timed = {
+        name + m: (under(switch, fn), work)
+        for name, (fn, work) in runs.items()
+        for m, switch in modes.items()
     }
-    if args.compile:
-        sims["learned, torch.compile"] = lambda: LearnedSimulator(model, seed=0, compile=True)
+    for name, rate in rates(timed, args.repeats, device_sync(args.device)).items():
+        rows.append((name, rate))
+        print(f"{name}: {rate:,.0f} steps/s", flush=True)
+    if not args.no_planners:
+        seeds = list(range(args.planner_seeds))
+        games = len(seeds) * args.planner_episodes
+        sims = {
+            "exact": lambda: ExactSimulator(game, "random", seed=0),
+            "learned": lambda: LearnedSimulator(model, seed=0),
+        }
+        if args.compile:
+            sims["learned, torch.compile"] = lambda: LearnedSimulator(model, seed=0, compile=True)
 
-    def decisions_per_s(make_planner, make_sim) -> Callable[[], float]:
-        def measure() -> float:  # a fresh planner and simulator at every call: the same games and seeds
-            planner, sim = make_planner(seed=0), make_sim()
-            return play(planner, sim, "random", seeds, args.planner_episodes, game).decisions_per_s
+        def decisions_per_s(make_planner, make_sim) -> Callable[[], float]:
+            def measure() -> float:  # a fresh planner and simulator at every call: the same games and seeds
+                planner, sim = make_planner(seed=0), make_sim()
+                return play(planner, sim, "random", seeds, args.planner_episodes, game).decisions_per_s
 
-        return measure
+            return measure
 
-    def time_planners(suffix: str) -> None:
         for name, make in [("random shooting", RandomShooting), ("CEM", CEM), ("MCTS", MCTS)]:
-            measures = {sim_name: decisions_per_s(make, make_sim) for sim_name, make_sim in sims.items()}
+            measures = {
+                sim_name + m: under(switch, decisions_per_s(make, make_sim))
+                for sim_name, make_sim in sims.items()
+                for m, switch in modes.items()
+            }
             for sim_name, rate in round_robin(measures, args.planner_rounds).items():
                 row = f"{name}, {sim_name} simulator, {games} games in lockstep (decisions)"
-                rows.append((row + (label if sim_name != "exact" else "") + suffix, rate))
+                rows.append((row + (label if not sim_name.startswith("exact") else ""), rate))
                 print(f"{rows[-1][0]}: {rows[-1][1]:,.0f} decisions/s", flush=True)
-
-    time_steps("")
-    if not args.no_planners:
-        time_planners("")
-    if args.retain_memory:  # everything again, with malloc keeping freed memory (for the rest of the run)
-        retain_freed_memory()
-        time_steps(RETAINED)
-        if not args.no_planners:
-            time_planners(RETAINED)
     table = "\n".join(["| what | per second |", "|---|---:|", *(f"| {n} | {r:,.0f} |" for n, r in rows)])
     print()
     print(table)
@@ -177,8 +188,9 @@ def main() -> None:
             f"Timed {what}; medians of {args.repeats} rounds, each timing every row in turn, of {args.steps} imagined steps"
             + compiled_note
             + (
-                f"; the rows that say{RETAINED} were timed after all the others, with glibc's malloc keeping "
-                "freed memory for reuse from then on (gridmarl_wm.allocator.retain_freed_memory)"
+                f"; every row ran twice in each round, first under glibc's starting malloc thresholds held "
+                f"fixed (gridmarl_wm.allocator.return_freed_memory), then, in the rows that say{RETAINED}, with "
+                "malloc keeping freed memory for reuse (retain_freed_memory)"
                 if args.retain_memory
                 else ""
             )

@@ -6,8 +6,8 @@ so the next step touches new pages and takes a page fault for each 4 KiB page it
 4,096, megabytes of them per step). :func:`retain_freed_memory` asks
 ``malloc`` to keep freed memory for reuse instead, as a preloaded jemalloc or tcmalloc would (PyTorch's CPU
 tuning guide suggests those). It changes the whole process, so nothing in the project calls it unless asked
-(``benchmarks/imagined_throughput.py --retain-memory``); call it once at the start of a program that
-imagines on a CPU.
+(``benchmarks/imagined_throughput.py --retain-memory`` times both); call it once at the start of a program
+that imagines on a CPU.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import sys
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 DEFAULT_RETAIN = 1 << 30
+GLIBC_START = 128 << 10  # both thresholds when a process starts (glibc then raises them as it sees fit)
 
 
 def _mallopt():
@@ -52,3 +53,13 @@ def retain_freed_memory(limit: int = DEFAULT_RETAIN) -> bool:
     # the mmap threshold has a ceiling (32 MiB on older glibc): fall back to it where the limit is refused
     mapped = mallopt(_M_MMAP_THRESHOLD, value) or mallopt(_M_MMAP_THRESHOLD, 32 << 20)
     return bool(mallopt(_M_TRIM_THRESHOLD, value)) and bool(mapped)
+
+
+def return_freed_memory() -> bool:
+    """Set both thresholds back to glibc's starting 128 KiB and hold them there (glibc would raise them
+    as large blocks are freed): large freed blocks go back to the operating system again. For comparisons
+    (``benchmarks/imagined_throughput.py --retain-memory`` alternates the two); True where it took effect."""
+    mallopt = _mallopt()
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, GLIBC_START)) and bool(mallopt(_M_TRIM_THRESHOLD, GLIBC_START))

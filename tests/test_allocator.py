@@ -15,7 +15,7 @@ CHURN = textwrap.dedent(
     """
     import resource
     import numpy as np
-    from gridmarl_wm.allocator import retain_freed_memory
+    from gridmarl_wm.allocator import retain_freed_memory, return_freed_memory
 
     def faults():
         return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -33,19 +33,23 @@ CHURN = textwrap.dedent(
 
     default = count()
     applied = retain_freed_memory()
-    print(default, applied, count())
+    retained = count()
+    returned = return_freed_memory()
+    print(default, applied, retained, returned, count())
     """
 )
 
 
 @pytest.mark.skipif(not can_retain_freed_memory(), reason="needs glibc's malloc")
 def test_retained_memory_takes_no_page_faults_again():
+    """And with the starting thresholds back (return_freed_memory), it faults again."""
     out = subprocess.run([sys.executable, "-c", CHURN], capture_output=True, text=True, check=True)
-    default, applied, retained = out.stdout.split()
-    assert applied == "True"
+    default, applied, retained, returned, again = out.stdout.split()
+    assert applied == returned == "True"
     # 4 x 8 MiB written five times is about 40,000 pages of 4 KiB: the default allocator faults on most
     assert int(default) > 10_000
     assert int(retained) < 500
+    assert int(again) > 10_000  # glibc's starting thresholds again
 
 
 @pytest.mark.parametrize("limit", [0, 1000, -5, 2.5, True, "1G"])
