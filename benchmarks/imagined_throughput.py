@@ -172,13 +172,13 @@ def main() -> None:
 
         for name, make in [("random shooting", RandomShooting), ("CEM", CEM), ("MCTS", MCTS)]:
             measures = {
-                sim_name + m: under(switch, decisions_per_s(make, make_sim))
+                (sim_name, m): under(switch, decisions_per_s(make, make_sim))
                 for sim_name, make_sim in sims.items()
                 for m, switch in modes.items()
             }
-            for sim_name, rate in round_robin(measures, args.planner_rounds).items():
+            for (sim_name, m), rate in round_robin(measures, args.planner_rounds).items():
                 row = f"{name}, {sim_name} simulator, {games} games in lockstep (decisions)"
-                rows.append((row + (label if not sim_name.startswith("exact") else ""), rate))
+                rows.append((row + (label if sim_name != "exact" else "") + m, rate))
                 print(f"{rows[-1][0]}: {rows[-1][1]:,.0f} decisions/s", flush=True)
     table = "\n".join(["| what | per second |", "|---|---:|", *(f"| {n} | {r:,.0f} |" for n, r in rows)])
     print()

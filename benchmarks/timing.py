@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 import numpy as np
 import torch
@@ -27,9 +27,9 @@ from gridmarl_wm.mixture_decoder import fresh_tensors
 Run = tuple[Callable[[], None], int]  # a run and the steps it makes
 
 
-def round_robin(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+def round_robin(measures: dict[Hashable, Callable[[], float]], rounds: int) -> dict[Hashable, float]:
     """The median of ``rounds`` values of every measure; each round calls each measure once, in turn."""
-    values: dict[str, list[float]] = {name: [] for name in measures}
+    values: dict[Hashable, list[float]] = {name: [] for name in measures}
     for _ in range(rounds):
         for name, measure in measures.items():
             values[name].append(measure())
