@@ -8,7 +8,7 @@ on each model.
     python benchmarks/fast_decoder.py train --decoder mixture-no-scorer --steps 3000 --out runs/fast
     python benchmarks/fast_decoder.py train --decoder mixture-narrow --steps 3000 --out runs/fast
     python benchmarks/fast_decoder.py speed --out runs/fast          # every checkpoint, and the scaling
-    python benchmarks/fast_decoder.py planners --out runs/fast       # decisions/s and the model gap
+    python benchmarks/fast_decoder.py planners --out runs/fast       # decisions/s (round-robin) and the gap
     python benchmarks/fast_decoder.py record --out runs/fast         # the tables into RESULTS.md
 
 Each stage writes its figures as JSON into --out, so that every stage stays a few minutes long on 2 CPU
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from recording import provenance, record
-from timing import device_sync, imagined_run, rates, real_run
+from timing import device_sync, imagined_run, rates, real_run, round_robin
 
 import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
@@ -188,30 +188,42 @@ def cmd_planners(args) -> None:
     game = gridmarl.make_config()
     seeds = list(range(args.seeds))
     data = collect(game, CollectConfig(steps=400, num_envs=64, policy=("random", "random"), seed=100))
-    exact = {}
-    rows = []
+    fitted = {}
     for name in args.decoders:
         path = out / name / "checkpoint.pt"
-        if not path.exists():
-            continue
-        model = WorldModel.load(path)
-        fitted = fit_observation_heads(model, data, steps=1000, agent=0)
-        for planner_name, make in (("random shooting", RandomShooting), ("CEM", CEM), ("MCTS", MCTS)):
-            if planner_name not in exact:
-                exact[planner_name] = play(make(seed=0), ExactSimulator(game, "random", seed=0), "random", seeds,
-                                           args.episodes, game)  # fmt: skip
-            learned = play(
-                make(seed=0), LearnedSimulator(fitted, seed=0), "random", seeds, args.episodes, game
-            )
-            gap = paired_gap(learned, exact[planner_name])  # the same games and planner seed
+        if path.exists():
+            fitted[name] = fit_observation_heads(WorldModel.load(path), data, steps=1000, agent=0)
+    sims = {"exact": lambda: ExactSimulator(game, "random", seed=0)}
+    sims |= {name: (lambda m=m: LearnedSimulator(m, seed=0)) for name, m in fitted.items()}
+
+    def measure(make, name: str, plays: dict):
+        """A play's decisions per second, keeping the simulator's first play (its returns are the same
+        games and seeds in every round)."""
+
+        def run() -> float:
+            result = play(make(seed=0), sims[name](), "random", seeds, args.episodes, game)
+            plays.setdefault(name, result)
+            return result.decisions_per_s
+
+        return run
+
+    rows = []
+    for planner_name, make in (("random shooting", RandomShooting), ("CEM", CEM), ("MCTS", MCTS)):
+        plays = {}
+        # every simulator plays in each round in turn, so that the decoders' rates see the same machine
+        per_s = round_robin({name: measure(make, name, plays) for name in sims}, args.rounds)
+        exact = plays["exact"]
+        for name in fitted:
+            learned = plays[name]
+            gap = paired_gap(learned, exact)  # the same games and planner seed
             rows.append({
-                "decoder": name, "planner": planner_name, "decisions_per_s": learned.decisions_per_s,
-                "exact_decisions_per_s": exact[planner_name].decisions_per_s, "return": learned.mean,
-                "exact_return": exact[planner_name].mean, "gap": gap,
+                "decoder": name, "planner": planner_name, "decisions_per_s": per_s[name],
+                "exact_decisions_per_s": per_s["exact"], "return": learned.mean,
+                "exact_return": exact.mean, "gap": gap,
             })  # fmt: skip
             print(rows[-1], flush=True)
     _write(out / "planners.json", {"rows": rows, "seeds": seeds, "episodes": args.episodes,
-                                   "provenance": provenance()})  # fmt: skip
+                                   "rounds": args.rounds, "provenance": provenance()})  # fmt: skip
 
 
 def _pct(x: float) -> str:
@@ -264,7 +276,10 @@ def cmd_record(args) -> None:
     plan = _read(out / "planners.json")
     if plan:
         lines += ["", f"Planners with their default budgets against a random opponent, "
-                  f"{len(plan['seeds']) * plan['episodes']} games in lockstep ({len(plan['seeds'])} seeds x {plan['episodes']}); the gap is learned / exact return, ± its 95% half-width:", "",
+                  f"{len(plan['seeds']) * plan['episodes']} games in lockstep ({len(plan['seeds'])} seeds x {plan['episodes']}); "
+                  + (f"decisions/s are medians of {plan['rounds']} rounds, each playing every simulator in turn; "
+                     if "rounds" in plan else "")
+                  + "the gap is learned / exact return, ± its 95% half-width:", "",
                   "| decoder | planner | decisions/s (learned) | decisions/s (exact) | return learned / exact | "
                   "model gap |", "|---|---|---:|---:|---:|---|"]  # fmt: skip
         for r in plan["rows"]:
@@ -304,6 +319,9 @@ def main() -> None:
     pl.add_argument("--seeds", type=int, default=3)
     pl.add_argument("--episodes", type=int, default=4)
     pl.add_argument("--decoders", nargs="+", choices=list(DECODERS), default=list(DECODERS))
+    pl.add_argument(
+        "--rounds", type=int, default=3, help="rounds of every simulator playing in turn (the median rate)"
+    )
     r = sub.add_parser("record")
     r.add_argument("--note", default="", help="a line under the tables (what the figures mean)")
     for q in (t, s, pl, r):
