@@ -3,11 +3,11 @@
 A step on a CPU allocates its intermediate tensors afresh (all of them under ``torch.compile``). glibc's
 ``malloc`` hands large freed blocks back to the operating system (``munmap``, or trimming the heap's top),
 so the next step touches new pages and takes a page fault for each 4 KiB page it writes first (at batch
-4,096, megabytes of them per step). :func:`retain_freed_memory` asks
-``malloc`` to keep freed memory for reuse instead, as a preloaded jemalloc or tcmalloc would (PyTorch's CPU
-tuning guide suggests those). It changes the whole process, so nothing in the project calls it unless asked
-(``benchmarks/imagined_throughput.py --retain-memory`` times both); call it once at the start of a program
-that imagines on a CPU.
+4,096, megabytes of them per step). :func:`retain_freed_memory` asks ``malloc`` to keep freed memory for
+reuse instead, as a preloaded jemalloc or tcmalloc would (PyTorch's CPU tuning guide suggests those). It
+changes the whole process, so nothing in the project calls it unless asked (``gridmarl-wm
+learn-in-imagination --retain-memory``; ``benchmarks/imagined_throughput.py --retain-memory`` times both);
+call it once at the start of a program that imagines on a CPU.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gridmarl import make_config
+from gridmarl_wm import allocator
 from gridmarl_wm.agents.batched import BatchedGames, NativeGames
 from gridmarl_wm.agents.imagination import (
     ImaginationConfig,
@@ -241,9 +242,12 @@ def test_the_command_line_runs_the_loop_and_refuses_to_overwrite(tmp_path, capsy
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_compile_reaches_the_imagined_games_and_is_refused_where_it_cannot_apply(tmp_path, monkeypatch):
+def test_compile_reaches_the_imagined_games_and_is_refused_where_it_cannot_apply(
+    tmp_path, monkeypatch, capsys
+):
     """``compile=True`` (``--compile``) steps the imagined games through ``torch.compile`` (replaced here
-    by a recorder: compiling takes a minute), and is refused by name for the rules and the pointer decoder."""
+    by a recorder: compiling takes a minute), and is refused by name for the rules and the pointer decoder;
+    ``--retain-memory`` switches the allocator first, and is refused where the C library has no switch."""
     from gridmarl_wm.cli import main
 
     compiled = []
@@ -262,10 +266,16 @@ def test_compile_reaches_the_imagined_games_and_is_refused_where_it_cannot_apply
     small = ["--real-steps", "256", "--real-steps-per-iteration", "256", "--real-envs", "32", "--model-steps",
              "5", "--model-batch", "64", "--imagined-steps-per-iteration", "256", "--imagined-envs", "64",
              "--horizon", "4", "--eval-seeds", "1", "--eval-episodes", "1", "--threads", "1", "--no-progress"]  # fmt: skip
-    main(
-        ["learn-in-imagination", "--out", str(tmp_path / "cli"), "--opponent", "greedy", "--compile", *small]
-    )
-    assert len(compiled) == 2
+    retained = []  # --retain-memory calls the allocator switch first (recorded here: it holds for the process)
+    monkeypatch.setattr(allocator, "retain_freed_memory", lambda: retained.append(True) or True)
+    main(["learn-in-imagination", "--out", str(tmp_path / "cli"), "--opponent", "greedy", "--compile",
+          "--retain-memory", *small])  # fmt: skip
+    assert len(compiled) == 2 and retained == [True]
+    monkeypatch.setattr(allocator, "retain_freed_memory", lambda: False)  # not glibc
+    with pytest.raises(SystemExit) as exit_info:
+        main(["learn-in-imagination", "--out", str(tmp_path / "cli2"), "--retain-memory", *small])
+    assert exit_info.value.code == 2 and "--retain-memory needs glibc's malloc" in capsys.readouterr().err
+    assert not (tmp_path / "cli2").exists()
     for kwargs, message in (
         ({"cfg": replace(cfg, simulator="exact")}, "simulator='exact'"),
         ({"cfg": cfg, "model_overrides": {"decoder": "pointer"}}, "decoder='pointer'"),

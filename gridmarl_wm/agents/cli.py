@@ -212,6 +212,12 @@ def add_imagination_parser(sub: Any, add_game_args: Any) -> None:
         action="store_true",
         help="step the imagined games through torch.compile (the learned simulator, mixture decoder)",
     )
+    p.add_argument(
+        "--retain-memory",
+        action="store_true",
+        help="first ask glibc's malloc to keep freed memory for reuse (gridmarl_wm.allocator; Linux), which "
+        "spares a CPU step's fresh tensors their page faults",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_learn_in_imagination)
 
@@ -219,10 +225,13 @@ def add_imagination_parser(sub: Any, add_game_args: Any) -> None:
 def cmd_learn_in_imagination(args: argparse.Namespace) -> None:
     import torch
 
+    from gridmarl_wm import allocator
     from gridmarl_wm.agents.imagination import STATE_FILE, ImaginationConfig, learn_in_imagination
     from gridmarl_wm.cli import _game_from_args
 
     _set_threads(torch, args.threads)
+    if args.retain_memory and not allocator.retain_freed_memory():
+        raise ValueError("--retain-memory needs glibc's malloc (Linux); this C library has no such switch")
     try:
         overrides = json.loads(args.model)
     except json.JSONDecodeError:
