@@ -134,7 +134,8 @@ def main() -> None:
     runs[f"real vector env, N={N:,}, random opponents (numpy, CPU)"] = real_run({}, N)
 
     # with --retain-memory every row runs twice in each round: under glibc's starting thresholds, then with
-    # freed memory retained (the switch is made before each run, so both see the same state of the machine)
+    # freed memory retained (the switch is made before each run, so both see the same state of the machine;
+    # it falls inside the timed run, as does the one trim of retained memory it causes, small against a run)
     modes = {"": return_freed_memory, RETAINED: retain_freed_memory} if args.retain_memory else {"": None}
 
     def under(switch, fn):
