@@ -36,14 +36,23 @@ def round_robin(measures: dict[Hashable, Callable[[], float]], rounds: int) -> d
     return {name: statistics.median(v) for name, v in values.items()}
 
 
-def rates(runs: dict[str, Run], repeats: int, sync: Callable[[], None] = lambda: None) -> dict[str, float]:
+def rates(
+    runs: dict[str, Run],
+    repeats: int,
+    sync: Callable[[], None] = lambda: None,
+    before: dict[str, Callable[[], None]] | None = None,
+) -> dict[str, float]:
     """Steps per second of every run, the median of ``repeats`` rounds (:func:`round_robin`), after one
-    untimed warm-up round."""
-    for fn, _ in runs.values():
+    untimed warm-up round. ``before`` maps a run's name to what runs before each of its calls, untimed (such
+    as a switch of the allocator)."""
+    before = before or {}
+    for name, (fn, _) in runs.items():
+        before.get(name, lambda: None)()
         fn()
 
-    def timed(fn: Callable[[], None], work: int) -> Callable[[], float]:
+    def timed(name: str, fn: Callable[[], None], work: int) -> Callable[[], float]:
         def measure() -> float:
+            before.get(name, lambda: None)()
             sync()
             start = time.perf_counter()
             fn()
@@ -52,7 +61,7 @@ def rates(runs: dict[str, Run], repeats: int, sync: Callable[[], None] = lambda:
 
         return measure
 
-    return round_robin({name: timed(fn, work) for name, (fn, work) in runs.items()}, repeats)
+    return round_robin({name: timed(name, fn, work) for name, (fn, work) in runs.items()}, repeats)
 
 
 def imagined_run(

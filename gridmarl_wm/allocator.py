@@ -57,9 +57,12 @@ def retain_freed_memory(limit: int = DEFAULT_RETAIN) -> bool:
 
 def return_freed_memory() -> bool:
     """Set both thresholds back to glibc's starting 128 KiB and hold them there (glibc would raise them
-    as large blocks are freed): large freed blocks go back to the operating system again. For comparisons
-    (``benchmarks/imagined_throughput.py --retain-memory`` alternates the two); True where it took effect."""
+    as large blocks are freed), and hand back the free memory held now (``malloc_trim``): large freed
+    blocks go back to the operating system again. For comparisons (``benchmarks/imagined_throughput.py
+    --retain-memory`` alternates the two); True where it took effect."""
     mallopt = _mallopt()
     if mallopt is None:
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, GLIBC_START)) and bool(mallopt(_M_TRIM_THRESHOLD, GLIBC_START))
+    done = bool(mallopt(_M_MMAP_THRESHOLD, GLIBC_START)) and bool(mallopt(_M_TRIM_THRESHOLD, GLIBC_START))
+    ctypes.CDLL(None).malloc_trim(ctypes.c_size_t(0))
+    return done

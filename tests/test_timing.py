@@ -20,6 +20,22 @@ def test_rates_time_every_run_once_per_round_in_turn_after_a_warm_up_round(monke
     assert out == {"a": 10.0, "b": 30.0}  # every timed run takes one tick of the fake clock
 
 
+def test_rates_run_what_comes_before_a_run_outside_its_time(monkeypatch):
+    """``before`` runs right before each call of its run (the warm-up's too), and the clock does not see it."""
+    calls, clock = [], iter(range(1000))
+
+    def tick() -> float:
+        calls.append("clock")
+        return float(next(clock))
+
+    monkeypatch.setattr(timing.time, "perf_counter", tick)
+    runs = {"a": (lambda: calls.append("a"), 10), "b": (lambda: calls.append("b"), 30)}
+    out = timing.rates(runs, repeats=2, before={"b": lambda: calls.append("switch")})
+    one_round = ["clock", "a", "clock", "switch", "clock", "b", "clock"]
+    assert calls == ["a", "switch", "b", *one_round, *one_round]
+    assert out == {"a": 10.0, "b": 30.0}
+
+
 def test_round_robin_calls_every_measure_once_per_round_in_turn_and_takes_medians():
     calls = []
     values = {"a": iter([5.0, 1.0, 3.0]), "b": iter([2.0, 9.0, 4.0])}
