@@ -138,14 +138,6 @@ def main() -> None:
     # machine; return_freed_memory also hands back what is held then, so no run pays for that)
     modes = {"": return_freed_memory, RETAINED: retain_freed_memory} if args.retain_memory else {"": None}
 
-    def under(switch, fn):
-        def run(*a):
-            if switch is not None:
-                switch()
-            return fn(*a)
-
-        return run
-
     timed = {name + m: (fn, work) for name, (fn, work) in runs.items() for m in modes}
     switches = {name + m: switch for name in runs for m, switch in modes.items() if switch is not None}
     for name, rate in rates(timed, args.repeats, device_sync(args.device), before=switches).items():
@@ -168,13 +160,14 @@ def main() -> None:
 
             return measure
 
+        planner_switches = {
+            (sim, m): switch for sim in sims for m, switch in modes.items() if switch is not None
+        }
         for name, make in [("random shooting", RandomShooting), ("CEM", CEM), ("MCTS", MCTS)]:
             measures = {
-                (sim_name, m): under(switch, decisions_per_s(make, make_sim))
-                for sim_name, make_sim in sims.items()
-                for m, switch in modes.items()
+                (sim, m): decisions_per_s(make, make_sim) for sim, make_sim in sims.items() for m in modes
             }
-            for (sim_name, m), rate in round_robin(measures, args.planner_rounds).items():
+            for (sim_name, m), rate in round_robin(measures, args.planner_rounds, planner_switches).items():
                 row = f"{name}, {sim_name} simulator, {games} games in lockstep (decisions)"
                 rows.append((row + (label if sim_name != "exact" else "") + m, rate))
                 print(f"{rows[-1][0]}: {rows[-1][1]:,.0f} decisions/s", flush=True)

@@ -3,9 +3,9 @@
 An imagined step is one call of ``ImaginedSimulator.step`` per game: the others' actions from the opponent
 head, then a sampled next observation and reward. A real step is one step of the ``GridMARL-v0`` vector env
 (numpy, random opponents). :func:`rates` times several such runs round-robin, one of each per round, so that
-runs compared in one table see the same state of the machine (:func:`round_robin` does the same for any
-measure, such as a planner's decisions per second) (on a shared machine the speed of the same
-code drifts over minutes); each figure is the median of its rounds.
+runs compared in one table see the same state of the machine (on a shared machine the speed of the same
+code drifts over minutes); each figure is the median of its rounds. :func:`round_robin` does the same for
+any measure, such as a planner's decisions per second.
 
 Benchmarks run as ``python benchmarks/NAME.py``, so they import this module as ``timing``.
 """
@@ -27,11 +27,19 @@ from gridmarl_wm.mixture_decoder import fresh_tensors
 Run = tuple[Callable[[], None], int]  # a run and the steps it makes
 
 
-def round_robin(measures: dict[Hashable, Callable[[], float]], rounds: int) -> dict[Hashable, float]:
-    """The median of ``rounds`` values of every measure; each round calls each measure once, in turn."""
+def round_robin(
+    measures: dict[Hashable, Callable[[], float]],
+    rounds: int,
+    before: dict[Hashable, Callable[[], None]] | None = None,
+) -> dict[Hashable, float]:
+    """The median of ``rounds`` values of every measure; each round calls each measure once, in turn.
+    ``before`` maps a measure's name to what runs right before each of its calls, outside it (such as a
+    switch of the allocator)."""
+    before = before or {}
     values: dict[Hashable, list[float]] = {name: [] for name in measures}
     for _ in range(rounds):
         for name, measure in measures.items():
+            before.get(name, lambda: None)()
             values[name].append(measure())
     return {name: statistics.median(v) for name, v in values.items()}
 
@@ -42,17 +50,15 @@ def rates(
     sync: Callable[[], None] = lambda: None,
     before: dict[str, Callable[[], None]] | None = None,
 ) -> dict[str, float]:
-    """Steps per second of every run, the median of ``repeats`` rounds (:func:`round_robin`), after one
-    untimed warm-up round. ``before`` maps a run's name to what runs before each of its calls, untimed (such
-    as a switch of the allocator)."""
+    """Steps per second of every run, the median of ``repeats`` rounds (:func:`round_robin`, ``before``
+    as it takes it: untimed), after one untimed warm-up round."""
     before = before or {}
     for name, (fn, _) in runs.items():
         before.get(name, lambda: None)()
         fn()
 
-    def timed(name: str, fn: Callable[[], None], work: int) -> Callable[[], float]:
+    def timed(fn: Callable[[], None], work: int) -> Callable[[], float]:
         def measure() -> float:
-            before.get(name, lambda: None)()
             sync()
             start = time.perf_counter()
             fn()
@@ -61,7 +67,7 @@ def rates(
 
         return measure
 
-    return round_robin({name: timed(name, fn, work) for name, (fn, work) in runs.items()}, repeats)
+    return round_robin({name: timed(fn, work) for name, (fn, work) in runs.items()}, repeats, before)
 
 
 def imagined_run(

@@ -23,19 +23,21 @@ DEFAULT_RETAIN = 1 << 30
 GLIBC_START = 128 << 10  # both thresholds when a process starts (glibc then raises them as it sees fit)
 
 
-def _mallopt():
-    """glibc's ``mallopt``, or None where the C library is another."""
+def _glibc() -> ctypes.CDLL | None:
+    """The C library, with ``mallopt`` and ``malloc_trim`` typed, where it is glibc; else None."""
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return None
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
-    if mallopt is not None:
-        mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return mallopt
+    libc = ctypes.CDLL(None)
+    if not hasattr(libc, "mallopt"):
+        return None
+    libc.mallopt.argtypes, libc.mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    libc.malloc_trim.argtypes, libc.malloc_trim.restype = (ctypes.c_size_t,), ctypes.c_int
+    return libc
 
 
 def can_retain_freed_memory() -> bool:
     """Whether :func:`retain_freed_memory` can take effect here (glibc's ``malloc``); changes nothing."""
-    return _mallopt() is not None
+    return _glibc() is not None
 
 
 def retain_freed_memory(limit: int = DEFAULT_RETAIN) -> bool:
@@ -46,10 +48,10 @@ def retain_freed_memory(limit: int = DEFAULT_RETAIN) -> bool:
     at 2 GiB."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1 << 20:
         raise ValueError(f"limit must be an int of at least 1 MiB (1048576 bytes), got {limit!r}")
-    mallopt = _mallopt()
-    if mallopt is None:
+    libc = _glibc()
+    if libc is None:
         return False
-    value = min(limit, 2**31 - 1)
+    mallopt, value = libc.mallopt, min(limit, 2**31 - 1)
     # the mmap threshold has a ceiling (32 MiB on older glibc): fall back to it where the limit is refused
     mapped = mallopt(_M_MMAP_THRESHOLD, value) or mallopt(_M_MMAP_THRESHOLD, 32 << 20)
     return bool(mallopt(_M_TRIM_THRESHOLD, value)) and bool(mapped)
@@ -60,9 +62,11 @@ def return_freed_memory() -> bool:
     as large blocks are freed), and hand back the free memory held now (``malloc_trim``): large freed
     blocks go back to the operating system again. For comparisons (``benchmarks/imagined_throughput.py
     --retain-memory`` alternates the two); True where it took effect."""
-    mallopt = _mallopt()
-    if mallopt is None:
+    libc = _glibc()
+    if libc is None:
         return False
-    done = bool(mallopt(_M_MMAP_THRESHOLD, GLIBC_START)) and bool(mallopt(_M_TRIM_THRESHOLD, GLIBC_START))
-    ctypes.CDLL(None).malloc_trim(ctypes.c_size_t(0))
+    done = bool(libc.mallopt(_M_MMAP_THRESHOLD, GLIBC_START)) and bool(
+        libc.mallopt(_M_TRIM_THRESHOLD, GLIBC_START)
+    )
+    libc.malloc_trim(0)
     return done

@@ -49,6 +49,12 @@ def test_round_robin_calls_every_measure_once_per_round_in_turn_and_takes_median
 
     out = timing.round_robin({"a": measure("a"), "b": measure("b")}, rounds=3)
     assert calls == ["a", "b"] * 3 and out == {"a": 3.0, "b": 4.0}
+    values = {"a": iter([1.0]), "b": iter([2.0])}
+    calls.clear()  # with ``before``: right before its measure's call
+    timing.round_robin(
+        {"a": measure("a"), "b": measure("b")}, rounds=1, before={"b": lambda: calls.append("x")}
+    )
+    assert calls == ["a", "x", "b"]
 
 
 def test_an_imagined_run_steps_the_simulator_and_a_real_run_the_vector_env():
