@@ -9,6 +9,7 @@ on each model.
     python benchmarks/fast_decoder.py train --decoder mixture-narrow --steps 3000 --out runs/fast
     python benchmarks/fast_decoder.py speed --out runs/fast          # every checkpoint, and the scaling
     python benchmarks/fast_decoder.py planners --out runs/fast       # decisions/s (round-robin) and the gap
+    python benchmarks/fast_decoder.py gap --out runs/fast            # the gap on 200 paired games
     python benchmarks/fast_decoder.py record --out runs/fast         # the tables into RESULTS.md
 
 Each stage writes its figures as JSON into --out, so that every stage stays a few minutes long on 2 CPU
@@ -35,6 +36,16 @@ from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.evaluate import exhaustive_metrics, open_loop
 from gridmarl_wm.io import atomic_write_text
 from gridmarl_wm.model import WorldModel
+from gridmarl_wm.planning import (
+    CEM,
+    MCTS,
+    ExactSimulator,
+    LearnedSimulator,
+    RandomShooting,
+    paired_gap,
+    play,
+    play_paired,
+)
 from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
 
 # The decoders as the issue compares them, each with the trunk that suits it; the mixture decoder with its
@@ -171,28 +182,31 @@ def cmd_speed(args) -> None:
     )
 
 
-def cmd_planners(args) -> None:
-    from gridmarl_wm.opponent_model import fit_observation_heads
-    from gridmarl_wm.planning import (
-        CEM,
-        MCTS,
-        ExactSimulator,
-        LearnedSimulator,
-        RandomShooting,
-        paired_gap,
-        play,
-    )
+PLANNERS = (("random shooting", RandomShooting), ("CEM", CEM), ("MCTS", MCTS))
 
+
+def _fitted(out: Path, names: list[str], game) -> dict[str, WorldModel]:
+    """Each trained decoder's model in ``out``, its opponent and value heads refit on random play (what the
+    planners plan against); a decoder not trained yet is left out."""
+    from gridmarl_wm.opponent_model import fit_observation_heads
+
+    data = collect(game, CollectConfig(steps=400, num_envs=64, policy=("random", "random"), seed=100))
+    fitted = {}
+    for name in names:
+        path = out / name / "checkpoint.pt"
+        if path.exists():
+            fitted[name] = fit_observation_heads(WorldModel.load(path), data, steps=1000, agent=0)
+        else:
+            print(f"no {path}: train it first (skipped)")
+    return fitted
+
+
+def cmd_planners(args) -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     game = gridmarl.make_config()
     seeds = list(range(args.seeds))
-    data = collect(game, CollectConfig(steps=400, num_envs=64, policy=("random", "random"), seed=100))
-    fitted = {}
-    for name in args.decoders:
-        path = out / name / "checkpoint.pt"
-        if path.exists():
-            fitted[name] = fit_observation_heads(WorldModel.load(path), data, steps=1000, agent=0)
+    fitted = _fitted(out, args.decoders, game)
     sims = {"exact": lambda: ExactSimulator(game, "random", seed=0)}
     sims |= {name: (lambda m=m: LearnedSimulator(m, seed=0)) for name, m in fitted.items()}
 
@@ -208,7 +222,7 @@ def cmd_planners(args) -> None:
         return run
 
     rows = []
-    for planner_name, make in (("random shooting", RandomShooting), ("CEM", CEM), ("MCTS", MCTS)):
+    for planner_name, make in PLANNERS:
         plays = {}
         # every simulator plays in each round in turn, so that the decoders' rates see the same machine
         per_s = round_robin({name: measure(make, name, plays) for name in sims}, args.rounds)
@@ -224,6 +238,35 @@ def cmd_planners(args) -> None:
             print(rows[-1], flush=True)
     _write(out / "planners.json", {"rows": rows, "seeds": seeds, "episodes": args.episodes,
                                    "rounds": args.rounds, "provenance": provenance()})  # fmt: skip
+
+
+def cmd_gap(args) -> None:
+    """The model gap with the planners' default budgets on enough paired games to say whether it is at
+    least 0.95: each planner plays ``seeds x episodes`` real games against a random opponent once with the
+    exact simulator and once with each decoder's (:func:`~gridmarl_wm.planning.play_paired`)."""
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    game = gridmarl.make_config()
+    seeds = list(range(args.seeds))
+    fitted = _fitted(out, args.decoders, game)
+    if not fitted:
+        raise SystemExit(f"no trained decoder among {args.decoders} in {out}: run the train stage first")
+    rows = []
+    start = time.perf_counter()
+    for planner_name, make in PLANNERS:
+        sims = {"exact": ExactSimulator(game, "random", seed=0)}  # fresh simulators: seeded generators
+        sims |= {name: LearnedSimulator(m, seed=0) for name, m in fitted.items()}
+        plays = play_paired(lambda make=make: make(seed=0), sims, "random", seeds, args.episodes, game)
+        exact = plays["exact"]
+        for name in fitted:
+            learned = plays[name]
+            rows.append({
+                "decoder": name, "planner": planner_name, "return": learned.mean, "exact_return": exact.mean,
+                "gap": paired_gap(learned, exact), "decisions_per_s": learned.decisions_per_s,
+            })  # fmt: skip
+            print(rows[-1], flush=True)
+    _write(out / "gap.json", {"rows": rows, "seeds": seeds, "episodes": args.episodes,
+                              "seconds": time.perf_counter() - start, "provenance": provenance()})  # fmt: skip
 
 
 def _pct(x: float) -> str:
@@ -290,6 +333,23 @@ def cmd_record(args) -> None:
         lines.append(
             f"\nPlanner run: {plan['provenance'].splitlines()[0]}; {plan['provenance'].splitlines()[2]}"
         )
+    gap = _read(out / "gap.json")
+    if gap:
+        n = len(gap["seeds"]) * gap["episodes"]
+        lines += ["", f"The model gap with the planners' default budgets against a random opponent, {n} paired "
+                  f"games ({len(gap['seeds'])} seeds x {gap['episodes']}, all in lockstep): each planner plays "
+                  "every game once with the exact simulator and once with the decoder's; the gap is learned / "
+                  "exact return, ± its 95% half-width over the paired games:", "",
+                  "| decoder | planner | return learned / exact | model gap | at least 0.95 (settled: the interval "
+                  "excludes 0.95) |",
+                  "|---|---|---:|---|---|"]  # fmt: skip
+        for r in gap["rows"]:
+            g, h = r["gap"]
+            verdict = ("yes" if g >= 0.95 else "no") + (", settled" if abs(g - 0.95) > h else ", not settled")
+            lines.append(f"| {r['decoder']} | {r['planner']} | {r['return']:.2f} / {r['exact_return']:.2f} | "
+                         f"{g:.3f} ± {h:.3f} | {verdict} |")  # fmt: skip
+        lines.append(f"\nGap run ({gap['seconds']:.0f} s): {gap['provenance'].splitlines()[0]}; "
+                     f"{gap['provenance'].splitlines()[2]}")  # fmt: skip
     if args.note:
         lines += ["", args.note]
     record(
@@ -322,16 +382,27 @@ def main() -> None:
     pl.add_argument(
         "--rounds", type=int, default=3, help="rounds of every simulator playing in turn (the median rate)"
     )
+    gp = sub.add_parser("gap")
+    gp.add_argument("--seeds", type=int, default=20)
+    gp.add_argument("--episodes", type=int, default=10, help="games per seed (all seeds' in lockstep)")
+    gp.add_argument("--decoders", nargs="+", choices=list(DECODERS), default=["mixture-narrow"])
     r = sub.add_parser("record")
     r.add_argument("--note", default="", help="a line under the tables (what the figures mean)")
-    for q in (t, s, pl, r):
+    for q in (t, s, pl, gp, r):
         q.add_argument("--out", required=True)
         q.add_argument("--device", default="cpu")
         q.add_argument("--threads", type=int, default=2)
         q.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     print("command:", " ".join([sys.executable.split("/")[-1], *sys.argv]), flush=True)
-    {"train": cmd_train, "speed": cmd_speed, "planners": cmd_planners, "record": cmd_record}[args.stage](args)
+    stages = {
+        "train": cmd_train,
+        "speed": cmd_speed,
+        "planners": cmd_planners,
+        "gap": cmd_gap,
+        "record": cmd_record,
+    }
+    stages[args.stage](args)
 
 
 if __name__ == "__main__":
