@@ -32,6 +32,7 @@ from recording import provenance, record
 from timing import device_sync, imagined_run, rates, real_run, round_robin
 
 import gridmarl
+from gridmarl_wm.allocator import can_retain_freed_memory, retain_freed_memory
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.evaluate import exhaustive_metrics, open_loop
 from gridmarl_wm.io import atomic_write_text
@@ -139,8 +140,18 @@ def cmd_train(args) -> None:
     _write(Path(args.out) / f"{name}.json", row)
 
 
+def _allocator(args) -> bool:
+    """Ask malloc to keep freed memory (``--retain-memory``) before anything is timed; whether it did."""
+    if args.retain_memory:
+        if not can_retain_freed_memory():
+            raise SystemExit("--retain-memory needs glibc's malloc (Linux with glibc); this C library is not")
+        retain_freed_memory()
+    return bool(args.retain_memory)
+
+
 def cmd_speed(args) -> None:
     torch.set_num_threads(args.threads)
+    retained = _allocator(args)
     out = Path(args.out)
     game = gridmarl.make_config()
     sync = device_sync(args.device)
@@ -178,7 +189,13 @@ def cmd_speed(args) -> None:
         print(entry, flush=True)
     _write(
         out / f"speed_{args.device.split(':')[0]}.json",
-        {"rows": rows, "scaling": scaling, "batch": args.scaling_batch, "provenance": provenance()},
+        {
+            "rows": rows,
+            "scaling": scaling,
+            "batch": args.scaling_batch,
+            "retained_memory": retained,
+            "provenance": provenance(),
+        },
     )
 
 
@@ -203,6 +220,7 @@ def _fitted(out: Path, names: list[str], game) -> dict[str, WorldModel]:
 
 def cmd_planners(args) -> None:
     torch.set_num_threads(args.threads)
+    retained = _allocator(args)
     out = Path(args.out)
     game = gridmarl.make_config()
     seeds = list(range(args.seeds))
@@ -237,7 +255,8 @@ def cmd_planners(args) -> None:
             })  # fmt: skip
             print(rows[-1], flush=True)
     _write(out / "planners.json", {"rows": rows, "seeds": seeds, "episodes": args.episodes,
-                                   "rounds": args.rounds, "provenance": provenance()})  # fmt: skip
+                                   "rounds": args.rounds, "retained_memory": retained,
+                                   "provenance": provenance()})  # fmt: skip
 
 
 def cmd_gap(args) -> None:
@@ -302,7 +321,9 @@ def cmd_record(args) -> None:
     if speed:
         lines += ["", "Imagined steps per second (one `ImaginedSimulator.step`: the opponent head, then a sampled "
                   "next observation and reward), the median of repeated rounds, each of which times every row in "
-                  "turn (the real vector env too; `benchmarks/timing.py`):",
+                  "turn (the real vector env too; `benchmarks/timing.py`)"
+                  + (", with malloc keeping freed memory (`--retain-memory`)" if speed.get("retained_memory") else "")
+                  + ":",
                   "", "| what | steps/s |", "|---|---:|"]  # fmt: skip
         lines += [f"| {r['what']} | {r['per_s']:,.0f} |" for r in speed["rows"]]
         names = [n for n in DECODERS if n in speed["scaling"][0]]
@@ -322,6 +343,7 @@ def cmd_record(args) -> None:
                   f"{len(plan['seeds']) * plan['episodes']} games in lockstep ({len(plan['seeds'])} seeds x {plan['episodes']}); "
                   + (f"decisions/s are medians of {plan['rounds']} rounds, each playing every simulator in turn; "
                      if "rounds" in plan else "")
+                  + ("malloc kept freed memory (`--retain-memory`); " if plan.get("retained_memory") else "")
                   + "the gap is learned / exact return, ± its 95% half-width:", "",
                   "| decoder | planner | decisions/s (learned) | decisions/s (exact) | return learned / exact | "
                   "model gap |", "|---|---|---:|---:|---:|---|"]  # fmt: skip
@@ -382,10 +404,18 @@ def main() -> None:
     pl.add_argument(
         "--rounds", type=int, default=3, help="rounds of every simulator playing in turn (the median rate)"
     )
+    for q in (s, pl):
+        q.add_argument(
+            "--retain-memory",
+            action="store_true",
+            help="time with glibc's malloc keeping freed memory (gridmarl_wm.allocator.retain_freed_memory)",
+        )
     gp = sub.add_parser("gap")
     gp.add_argument("--seeds", type=int, default=20)
     gp.add_argument("--episodes", type=int, default=10, help="games per seed (all seeds' in lockstep)")
-    gp.add_argument("--decoders", nargs="+", choices=list(DECODERS), default=["mixture-narrow"])
+    gp.add_argument(
+        "--decoders", nargs="+", default=["mixture-narrow"], help="trained runs in --out (train's --name)"
+    )
     r = sub.add_parser("record")
     r.add_argument("--note", default="", help="a line under the tables (what the figures mean)")
     for q in (t, s, pl, gp, r):
