@@ -12,8 +12,8 @@ import torch
 
 import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
-from gridmarl_wm.imagine import ImaginedSimulator
 from gridmarl_wm.model import WorldModel
+from gridmarl_wm.simulation.imagine import ImaginedSimulator
 from gridmarl_wm.train import model_config_for
 
 

@@ -32,7 +32,6 @@ from recording import provenance, record
 from timing import device_sync, imagined_run, rates, real_run, round_robin
 
 import gridmarl
-from gridmarl_wm.allocator import can_retain_freed_memory, retain_freed_memory
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.evaluate import exhaustive_metrics, open_loop
 from gridmarl_wm.io import atomic_write_text
@@ -47,6 +46,7 @@ from gridmarl_wm.planning import (
     play,
     play_paired,
 )
+from gridmarl_wm.simulation.allocator import can_retain_freed_memory, retain_freed_memory
 from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
 
 # The decoders as the issue compares them, each with the trunk that suits it; the mixture decoder with its
@@ -408,7 +408,7 @@ def main() -> None:
         q.add_argument(
             "--retain-memory",
             action="store_true",
-            help="time with glibc's malloc keeping freed memory (gridmarl_wm.allocator.retain_freed_memory)",
+            help="time with glibc's malloc keeping freed memory (gridmarl_wm.simulation.allocator.retain_freed_memory)",
         )
     gp = sub.add_parser("gap")
     gp.add_argument("--seeds", type=int, default=20)

@@ -16,7 +16,7 @@ the timed rounds; the note gives the first steps' time, compiling included). Fig
 ``--repeats`` rounds, each timing every batch and the real env in turn (``benchmarks/timing.py``), and of
 ``--planner-rounds`` rounds, each playing every planner's games on every simulator in turn.
 ``--retain-memory`` times every row twice in each round: under glibc's starting malloc thresholds, then
-with malloc asked to keep freed memory (``gridmarl_wm.allocator``); --record
+with malloc asked to keep freed memory (``gridmarl_wm.simulation.allocator``); --record
 writes the table into benchmarks/RESULTS.md (block ``imagined_throughput_cpu`` or
 ``imagined_throughput_cuda``).
 """
@@ -34,10 +34,10 @@ from recording import provenance, record
 from timing import device_sync, imagined_run, rates, real_run, round_robin
 
 import gridmarl
-from gridmarl_wm.allocator import can_retain_freed_memory, retain_freed_memory, return_freed_memory
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.planning import CEM, MCTS, ExactSimulator, LearnedSimulator, RandomShooting, play
+from gridmarl_wm.simulation.allocator import can_retain_freed_memory, retain_freed_memory, return_freed_memory
 from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
 
 RETAINED = " (freed memory retained)"
@@ -73,7 +73,7 @@ def main() -> None:
         "--retain-memory",
         action="store_true",
         help="time every row twice in each round: under glibc's starting malloc thresholds, then after "
-        "gridmarl_wm.allocator.retain_freed_memory() (rows that say so)",
+        "gridmarl_wm.simulation.allocator.retain_freed_memory() (rows that say so)",
     )
     args = p.parse_args()
     if sum([args.model is not None, args.train_steps > 0, args.untrained]) != 1:
@@ -180,7 +180,7 @@ def main() -> None:
             + compiled_note
             + (
                 f"; every row ran twice in each round, first under glibc's starting malloc thresholds held "
-                f"fixed (gridmarl_wm.allocator.return_freed_memory), then, in the rows that say{RETAINED}, with "
+                f"fixed (gridmarl_wm.simulation.allocator.return_freed_memory), then, in the rows that say{RETAINED}, with "
                 "malloc keeping freed memory for reuse (retain_freed_memory), each switch made before the "
                 "run's clock starts"
                 if args.retain_memory

@@ -29,7 +29,6 @@ from recording import provenance, record
 import gridmarl
 from gridmarl.opponents import Opponents
 from gridmarl_wm.data import CollectConfig, collect
-from gridmarl_wm.imagine import ImaginedEnv
 from gridmarl_wm.io import atomic_write_text
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.opponent_model import fit_observation_heads
@@ -44,6 +43,7 @@ from gridmarl_wm.planning import (
     play,
     play_paired,
 )
+from gridmarl_wm.simulation.imagine import ImaginedEnv
 from gridmarl_wm.switching import OpponentNet, TypeFilterSimulator, episodes, fit_types_em
 
 

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 import gridmarl
-from gridmarl_wm.imagine import ImaginedSimulator
-from gridmarl_wm.mixture_decoder import fresh_tensors
+from gridmarl_wm.model.mixture_decoder import fresh_tensors
+from gridmarl_wm.simulation.imagine import ImaginedSimulator
 
 Run = tuple[Callable[[], None], int]  # a run and the steps it makes
 
@@ -82,7 +82,7 @@ def imagined_run(
 ) -> Run:
     """``steps`` imagined steps of ``batch`` games started from real first observations, with random own
     actions; ``amp="bf16"`` runs under bf16 autocast on CUDA; without ``scratch`` the step allocates fresh
-    tensors where it would reuse its buffers (``gridmarl_wm.mixture_decoder.fresh_tensors``); ``compile``
+    tensors where it would reuse its buffers (``gridmarl_wm.model.mixture_decoder.fresh_tensors``); ``compile``
     steps through ``torch.compile`` (compiled by :func:`rates`' warm-up round, which is not timed)."""
     core = gridmarl.GridCore(game)
     state = core.reset(np.random.default_rng(0).random((batch, game.n_agents + game.n_coins)))

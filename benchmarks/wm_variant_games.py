@@ -26,7 +26,7 @@ from variant_games import VARIANTS, build_table, sample_transitions, variant_tv
 import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.model import WorldModel
-from gridmarl_wm.tokens import CHANNEL_NAMES
+from gridmarl_wm.model.tokens import CHANNEL_NAMES
 from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
 
 

@@ -7,8 +7,8 @@ plays the game inside a model, and ``gridmarl_wm.planning`` plans in it or in th
 """
 
 from gridmarl_wm.agents.checkpoint import load_policy
-from gridmarl_wm.imagine import ImaginedEnv, ImaginedParallelEnv, ImaginedSimulator
 from gridmarl_wm.model import WorldModel, WorldModelConfig
+from gridmarl_wm.simulation.imagine import ImaginedEnv, ImaginedParallelEnv, ImaginedSimulator
 
 __all__ = [
     "ImaginedEnv",

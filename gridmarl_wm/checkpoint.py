@@ -15,7 +15,7 @@ import torch
 from gridmarl import GridConfig, make_config
 from gridmarl_wm.io import atomic_write
 from gridmarl_wm.model import WorldModel, WorldModelConfig
-from gridmarl_wm.tokens import LearnedStructure
+from gridmarl_wm.model.tokens import LearnedStructure
 
 # 2: the decoder's constraints are learned from data (the config holds a LearnedStructure)
 CHECKPOINT_FORMAT = "gridmarl-wm-checkpoint/2"

@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument(
         "--decoder", default=None, choices=["pointer", "mixture"],
-        help="pointer: token by token; mixture: channel by channel (fast, see gridmarl_wm.mixture_decoder). "
+        help="pointer: token by token; mixture: channel by channel (fast, see gridmarl_wm.model.mixture_decoder). "
         "Default: mixture for the direct variant (the main job's model), pointer for the others",
     )  # fmt: skip
     p.add_argument(

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from gridmarl import GridConfig, GridCore, State, make_config, transition_outcomes
-from gridmarl_wm.imagine import state_from_observation
+from gridmarl_wm.simulation.imagine import state_from_observation
 
 
 class ExactModel:

@@ -1,6 +1,6 @@
 """Planners that run unchanged on the exact simulator and on the learned one.
 
-A *simulator* (:mod:`gridmarl_wm.simulators`: the rules or a world model) is batched and branchable:
+A *simulator* (:mod:`gridmarl_wm.simulation.simulators`: the rules or a world model) is batched and branchable:
 ``roots``, ``repeat``, ``take``, ``step`` and ``value``; the planners know nothing else of it.
 
 Planners (:class:`RandomShooting`, :class:`CEM`, :class:`MCTS`) take a batch of roots and return one ego
@@ -22,7 +22,7 @@ from gridmarl import GridConfig, GridCore, make_config
 from gridmarl.config import N_ACTIONS
 from gridmarl.gym_env import GridMARLEnv
 from gridmarl.opponents import Opponents
-from gridmarl_wm.simulators import ExactSimulator, ExactStates, LearnedSimulator  # noqa: F401 (public here too)
+from gridmarl_wm.simulation.simulators import ExactSimulator, ExactStates, LearnedSimulator  # noqa: F401 (public here too)
 
 # ---------------------------------------------------------------------------------------------- planners
 

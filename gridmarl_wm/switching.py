@@ -39,7 +39,7 @@ from gridmarl import GridConfig, GridCore, make_config
 from gridmarl.config import N_ACTIONS
 from gridmarl.opponents import _distance_tables
 from gridmarl_wm.data import Transitions
-from gridmarl_wm.simulators import LearnedSimulator
+from gridmarl_wm.simulation.simulators import LearnedSimulator
 
 KINDS = ("memoryless", "recurrent", "types")
 GOALS = (None, "discrete", "continuous")

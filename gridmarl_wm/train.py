@@ -25,9 +25,9 @@ from gridmarl_wm.data import Transitions
 from gridmarl_wm.distributed import rank_and_world
 from gridmarl_wm.io import atomic_write, atomic_write_text, plain
 from gridmarl_wm.losses import Batch, LossWeights, world_model_losses
-from gridmarl_wm.mixture_decoder import max_per_cell
 from gridmarl_wm.model import WorldModel, WorldModelConfig
-from gridmarl_wm.tokens import learn_structure
+from gridmarl_wm.model.mixture_decoder import max_per_cell
+from gridmarl_wm.model.tokens import learn_structure
 
 
 class TrainingDiverged(RuntimeError):

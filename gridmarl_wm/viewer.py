@@ -12,7 +12,7 @@
 - below, a text strip: t, the ego's and the others' actions, the real and the imagined reward.
 
 :class:`Viewer` plays a real :class:`~gridmarl.gym_env.GridMARLEnv` and an
-:class:`~gridmarl_wm.imagine.ImaginedEnv` in lockstep, from the same start and with the same joint actions
+:class:`~gridmarl_wm.simulation.imagine.ImaginedEnv` in lockstep, from the same start and with the same joint actions
 (the imagined game is given the real opponents' actions), and keeps every step so that it can go back
 and save the episode as a GIF. Nothing opens a window until :meth:`Viewer.run`.
 
@@ -52,7 +52,7 @@ from gridmarl.render import (
     player_colour,
     render_rgb,
 )
-from gridmarl_wm.imagine import ImaginedEnv, game_of, state_from_observation
+from gridmarl_wm.simulation.imagine import ImaginedEnv, game_of, state_from_observation
 
 __all__ = ["BACKGROUND", "OTHERS_COLOUR", "SideBySide", "Viewer", "main_view", "next_obs_probs"]
 
@@ -428,7 +428,7 @@ class Viewer:
         self.policy = policy
         self.planner = planner
         if planner is not None and simulator is None:
-            from gridmarl_wm.simulators import ExactSimulator, LearnedSimulator
+            from gridmarl_wm.simulation.simulators import ExactSimulator, LearnedSimulator
 
             if hasattr(model, "opponent_probs"):
                 simulator = LearnedSimulator(model, seed=seed)

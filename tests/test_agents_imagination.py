@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from gridmarl import make_config
-from gridmarl_wm import allocator
 from gridmarl_wm.agents.batched import BatchedGames, NativeGames
 from gridmarl_wm.agents.imagination import (
     ImaginationConfig,
@@ -19,6 +18,7 @@ from gridmarl_wm.agents.imagination import (
 )
 from gridmarl_wm.agents.imagined import ImaginedGames
 from gridmarl_wm.exact_model import ExactModel
+from gridmarl_wm.simulation import allocator
 
 
 class ActionBlind(ExactModel):

@@ -9,13 +9,13 @@ import textwrap
 
 import pytest
 
-from gridmarl_wm.allocator import can_retain_freed_memory, retain_freed_memory
+from gridmarl_wm.simulation.allocator import can_retain_freed_memory, retain_freed_memory
 
 CHURN = textwrap.dedent(
     """
     import resource
     import numpy as np
-    from gridmarl_wm.allocator import retain_freed_memory, return_freed_memory
+    from gridmarl_wm.simulation.allocator import retain_freed_memory, return_freed_memory
 
     def faults():
         return resource.getrusage(resource.RUSAGE_SELF).ru_minflt

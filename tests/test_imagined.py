@@ -12,7 +12,12 @@ from gridmarl.gym_env import GridMARLEnv
 from gridmarl_wm import ImaginedEnv
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.exact_model import ExactModel
-from gridmarl_wm.imagine import ImaginedParallelEnv, ImaginedSimulator, state_from_observation, swap_view
+from gridmarl_wm.simulation.imagine import (
+    ImaginedParallelEnv,
+    ImaginedSimulator,
+    state_from_observation,
+    swap_view,
+)
 
 GAME = gridmarl.make_config()
 

@@ -1,9 +1,9 @@
-"""Categorical draws by inverse CDF (gridmarl_wm.sampling)."""
+"""Categorical draws by inverse CDF (gridmarl_wm.model.sampling)."""
 
 import numpy as np
 import torch
 
-from gridmarl_wm.sampling import categorical
+from gridmarl_wm.model.sampling import categorical
 
 
 def test_draws_follow_the_probabilities_and_never_take_a_zero():

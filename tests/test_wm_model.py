@@ -16,7 +16,7 @@ from wm_helpers import (
 
 import gridmarl
 from gridmarl_wm.model import FUSIONS, VARIANTS, WorldModel
-from gridmarl_wm.tokens import LearnedStructure, TokenLayout, learn_structure
+from gridmarl_wm.model.tokens import LearnedStructure, TokenLayout, learn_structure
 
 
 def _random_transitions(game, n=64, seed=0):

@@ -13,7 +13,7 @@ from gridmarl_wm import checkpoint as ckpt
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.distributed import end_process_group
 from gridmarl_wm.model import WorldModel
-from gridmarl_wm.tokens import learn_structure
+from gridmarl_wm.model.tokens import learn_structure
 from gridmarl_wm.train import TrainConfig, Trainer, TrainingDiverged, model_config_for
 
 GAME = gridmarl.make_config()

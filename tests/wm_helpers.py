@@ -7,7 +7,7 @@ import torch
 
 import gridmarl
 from gridmarl_wm.model import WorldModel, WorldModelConfig
-from gridmarl_wm.tokens import LearnedStructure, learn_structure
+from gridmarl_wm.model.tokens import LearnedStructure, learn_structure
 
 GAMES = {
     "default": {},

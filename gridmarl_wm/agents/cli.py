@@ -215,7 +215,7 @@ def add_imagination_parser(sub: Any, add_game_args: Any) -> None:
     p.add_argument(
         "--retain-memory",
         action="store_true",
-        help="first ask glibc's malloc to keep freed memory for reuse (gridmarl_wm.allocator; Linux), which "
+        help="first ask glibc's malloc to keep freed memory for reuse (gridmarl_wm.simulation.allocator; Linux), which "
         "spares a CPU step's fresh tensors their page faults",
     )
     p.add_argument("--no-progress", action="store_true")
@@ -225,9 +225,9 @@ def add_imagination_parser(sub: Any, add_game_args: Any) -> None:
 def cmd_learn_in_imagination(args: argparse.Namespace) -> None:
     import torch
 
-    from gridmarl_wm import allocator
     from gridmarl_wm.agents.imagination import STATE_FILE, ImaginationConfig, learn_in_imagination
     from gridmarl_wm.cli import _game_from_args
+    from gridmarl_wm.simulation import allocator
 
     _set_threads(torch, args.threads)
     if args.retain_memory and not allocator.retain_freed_memory():

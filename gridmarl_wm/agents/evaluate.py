@@ -15,7 +15,7 @@ from gridmarl.config import GridConfig, make_config
 from gridmarl_wm.agents.batched import NativeGames
 from gridmarl_wm.agents.checkpoint import LoadedPolicy
 from gridmarl_wm.planning import PlayResult, ci95, play
-from gridmarl_wm.simulators import ExactSimulator
+from gridmarl_wm.simulation.simulators import ExactSimulator
 
 
 class PolicyPlanner:

@@ -41,8 +41,8 @@ from gridmarl_wm.agents.imagined import ImaginedGames
 from gridmarl_wm.agents.policy import ActorCritic, PolicyConfig, sample_actions
 from gridmarl_wm.agents.ppo import PPOConfig, PPOTrainer, _arrays, _diff, _tensors
 from gridmarl_wm.data import FIELDS, Transitions
-from gridmarl_wm.imagine import state_from_observation
 from gridmarl_wm.io import atomic_write, atomic_write_text, plain
+from gridmarl_wm.simulation.imagine import state_from_observation
 
 SIMULATORS = ("learned", "learned-dynamics", "exact")
 LEARNED = ("learned", "learned-dynamics")  # the simulators that train a world model

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from gridmarl.config import GridConfig, make_config
-from gridmarl_wm.imagine import ImaginedSimulator, game_of
+from gridmarl_wm.simulation.imagine import ImaginedSimulator, game_of
 
 
 class ImaginedGames:
@@ -39,7 +39,7 @@ class ImaginedGames:
         game: the game the model simulates, if the model does not say.
         ego: the learner's player index (for models whose opponent head takes it).
         compile: step the games through ``torch.compile`` (a world model with a mixture decoder; see
-            :class:`~gridmarl_wm.imagine.ImaginedSimulator`).
+            :class:`~gridmarl_wm.simulation.imagine.ImaginedSimulator`).
     """
 
     def __init__(

@@ -22,7 +22,7 @@ from gridmarl.config import N_ACTIONS, check_action
 from gridmarl.frames import RENDER_FPS, RENDER_MODES, FrameRenderer
 from gridmarl.gym_env import observation_space
 from gridmarl.opponents import BUILTIN_POLICIES, DEFAULT_SWITCH_POOL, Opponents
-from gridmarl_wm.sampling import categorical
+from gridmarl_wm.model.sampling import categorical
 
 # An opponent of the batched simulator: the ego's observations (B, 5, h, w) -> others' actions (B, n - 1).
 TensorOpponent = Callable[[torch.Tensor], torch.Tensor]

@@ -21,7 +21,7 @@ from gridmarl.config import N_ACTIONS
 from gridmarl.ego import state_from_snapshot
 from gridmarl.gym_env import GridMARLEnv
 from gridmarl.opponents import DEFAULT_SWITCH_POOL, Opponents
-from gridmarl_wm.imagine import ImaginedSimulator
+from gridmarl_wm.simulation.imagine import ImaginedSimulator
 
 
 @dataclass
@@ -130,7 +130,7 @@ class LearnedSimulator:
         temperature: of its samples.
         seed: of its generator.
         value: use the model's value head for bootstraps.
-        compile: step through ``torch.compile`` (see :class:`~gridmarl_wm.imagine.ImaginedSimulator`).
+        compile: step through ``torch.compile`` (see :class:`~gridmarl_wm.simulation.imagine.ImaginedSimulator`).
     """
 
     def __init__(

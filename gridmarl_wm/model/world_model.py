@@ -9,7 +9,7 @@ Parts, each its own module, composed by :class:`WorldModel`:
   per-channel scale and shift): a feature vector per cell.
 - :class:`Quantiser` (``vq``): discrete latent codes, straight-through gradients, code usage, dead-code
   restarts.
-- :class:`PointerDecoder`: emits the next observation's token sequence (:mod:`gridmarl_wm.tokens`) one
+- :class:`PointerDecoder`: emits the next observation's token sequence (:mod:`gridmarl_wm.model.tokens`) one
   token at a time; each token is a pointer to a cell (scored against that cell's features) or EOS. So
   ``log_prob`` is exact and a sample is one whole observation, coin respawns included (a per-cell
   independent distribution cannot place exactly one coin uniformly).
@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gridmarl_wm.mixture_decoder import build_mixture_decoder, build_trunk, check_config
-from gridmarl_wm.sampling import categorical
-from gridmarl_wm.tokens import N_CHANNELS, LearnedStructure, TokenLayout
+from gridmarl_wm.model.mixture_decoder import build_mixture_decoder, build_trunk, check_config
+from gridmarl_wm.model.sampling import categorical
+from gridmarl_wm.model.tokens import N_CHANNELS, LearnedStructure, TokenLayout
 
 N_ACTIONS = 5
 VARIANTS = ("direct", "latent", "vq", "autoencoder")
@@ -68,9 +68,9 @@ class WorldModelConfig:
         agent_id: give the opponent head the observer's player index.
         gamma: discount of the value head's target.
         decoder: ``pointer`` (token by token) or ``mixture`` (channel by channel, see
-            :mod:`gridmarl_wm.mixture_decoder`).
+            :mod:`gridmarl_wm.model.mixture_decoder`).
         trunk: ``conv`` (:class:`SpatialTrunk`, per-cell features), ``mlp`` or ``local`` (``MLPTrunk``,
-            ``LocalTrunk`` of :mod:`gridmarl_wm.mixture_decoder`: a ``d_model`` vector; ``direct`` variant
+            ``LocalTrunk`` of :mod:`gridmarl_wm.model.mixture_decoder`: a ``d_model`` vector; ``direct`` variant
             with the ``mixture`` decoder only).
         max_per_cell: most objects one cell holds per channel, that the ``mixture`` decoder can express
             (set from data, see ``mixture_decoder.max_per_cell``).

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gridmarl_wm.sampling import categorical
+from gridmarl_wm.model.sampling import categorical
 
 N_CHANNELS = 5
 N_ACTIONS = 5
