@@ -205,7 +205,7 @@ PLANNERS = (("random shooting", RandomShooting), ("CEM", CEM), ("MCTS", MCTS))
 def _fitted(out: Path, names: list[str], game) -> dict[str, WorldModel]:
     """Each trained decoder's model in ``out``, its opponent and value heads refit on random play (what the
     planners plan against); a decoder not trained yet is left out."""
-    from gridmarl_wm.opponent_model import fit_observation_heads
+    from gridmarl_wm.opponents.refit import fit_observation_heads
 
     data = collect(game, CollectConfig(steps=400, num_envs=64, policy=("random", "random"), seed=100))
     fitted = {}

@@ -31,7 +31,8 @@ from gridmarl.opponents import Opponents
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.io import atomic_write_text
 from gridmarl_wm.model import WorldModel
-from gridmarl_wm.opponent_model import fit_observation_heads
+from gridmarl_wm.opponents.refit import fit_observation_heads
+from gridmarl_wm.opponents.switching import OpponentNet, TypeFilterSimulator, episodes, fit_types_em
 from gridmarl_wm.planning import (
     CEM,
     MCTS,
@@ -44,7 +45,6 @@ from gridmarl_wm.planning import (
     play_paired,
 )
 from gridmarl_wm.simulation.imagine import ImaginedEnv
-from gridmarl_wm.switching import OpponentNet, TypeFilterSimulator, episodes, fit_types_em
 
 
 def planners(seed: int) -> dict:

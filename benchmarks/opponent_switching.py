@@ -44,10 +44,8 @@ from gridmarl.opponents import Opponents
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.io import atomic_write_text
 from gridmarl_wm.model import WorldModel
-from gridmarl_wm.opponent_model import fit_observation_heads
-from gridmarl_wm.planning import ExactSimulator, LearnedSimulator, RandomShooting, play
-from gridmarl_wm.plots import plot_switch_recovery
-from gridmarl_wm.switching import (
+from gridmarl_wm.opponents.refit import fit_observation_heads
+from gridmarl_wm.opponents.switching import (
     OpponentNet,
     TypeFilterSimulator,
     episodes,
@@ -57,6 +55,8 @@ from gridmarl_wm.switching import (
     predict_episodes,
     scores,
 )
+from gridmarl_wm.planning import ExactSimulator, LearnedSimulator, RandomShooting, play
+from gridmarl_wm.viewing.plots import plot_switch_recovery
 
 #: label -> (kind, goal, what it learns from: None (unlabelled play), "hindsight", "labels" or "em")
 MODELS = {

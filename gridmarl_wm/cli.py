@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["view"]:  # the viewer has its own options: gridmarl-wm view --help
-        from gridmarl_wm.viewer import main_view
+        from gridmarl_wm.viewing.viewer import main_view
 
         rc = main_view(argv[1:])
         if rc:

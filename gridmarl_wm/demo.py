@@ -23,7 +23,7 @@ from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.evaluate import evaluation_report
 from gridmarl_wm.io import atomic_copy, atomic_write_text
 from gridmarl_wm.model import WorldModel
-from gridmarl_wm.opponent_model import fit_observation_heads
+from gridmarl_wm.opponents.refit import fit_observation_heads
 from gridmarl_wm.planning import (
     CEM,
     MCTS,

@@ -296,7 +296,7 @@ def evaluation_report(
     the opponent head on held-out play (the others following ``policy``) and the open-loop curves; with
     ``plots`` a folder, also ``tv_histogram.png``, ``open_loop.png`` and ``predictions.png``."""
     from gridmarl_wm.data import CollectConfig, collect
-    from gridmarl_wm.plots import plot_open_loop, plot_predictions, plot_tv_histogram
+    from gridmarl_wm.viewing.plots import plot_open_loop, plot_predictions, plot_tv_histogram
 
     report: dict[str, Any] = {}
     if plots is not None:

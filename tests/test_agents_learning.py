@@ -225,7 +225,7 @@ def test_two_processes_match_one(tmp_path):
 
 def test_learn_command_and_viewer(tmp_path, capsys):
     from gridmarl_wm.cli import main
-    from gridmarl_wm.viewer import main_view
+    from gridmarl_wm.viewing.viewer import main_view
 
     args = ["learn", "--out", str(tmp_path), "--steps", "1024", "--num-envs", "16", "--rollout-steps", "8",
             "--minibatch-size", "64", "--threads", "1", "--no-progress", "--eval-episodes", "1"]  # fmt: skip

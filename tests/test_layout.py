@@ -1,6 +1,7 @@
 """The walls between the packages: the game never imports torch or the world model; the model's parts import
-no training, simulation, planning, agents or command line; simulation imports no planning, training, agents
-or command line. Every import statement counts, those inside functions too."""
+no training, simulation, planning, opponents, agents or command line; simulation imports no planning,
+opponents, training, agents or command line; the opponent models no planning, training, agents or viewing;
+viewing no training. Every import statement counts, those inside functions too."""
 
 from __future__ import annotations
 
@@ -19,18 +20,35 @@ WALLS = {
         "gridmarl_wm.evaluate",
         "gridmarl_wm.simulation",
         "gridmarl_wm.planning",
+        "gridmarl_wm.opponents",
         "gridmarl_wm.agents",
         "gridmarl_wm.cli",
         "gridmarl_wm.demo",
-        "gridmarl_wm.viewer",
+        "gridmarl_wm.viewing",
     ),
     "gridmarl_wm/simulation": (
+        "gridmarl_wm.train",
+        "gridmarl_wm.planning",
+        "gridmarl_wm.opponents",
+        "gridmarl_wm.agents",
+        "gridmarl_wm.cli",
+        "gridmarl_wm.demo",
+        "gridmarl_wm.viewing",
+    ),
+    "gridmarl_wm/opponents": (
         "gridmarl_wm.train",
         "gridmarl_wm.planning",
         "gridmarl_wm.agents",
         "gridmarl_wm.cli",
         "gridmarl_wm.demo",
-        "gridmarl_wm.viewer",
+        "gridmarl_wm.viewing",
+    ),
+    "gridmarl_wm/viewing": (
+        "gridmarl_wm.train",
+        "gridmarl_wm.agents.ppo",
+        "gridmarl_wm.agents.learn",
+        "gridmarl_wm.cli",
+        "gridmarl_wm.demo",
     ),
 }
 

@@ -12,7 +12,7 @@ import gridmarl
 from gridmarl.gym_env import GridMARLEnv
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.exact_model import ExactModel
-from gridmarl_wm.opponent_model import fit_observation_heads
+from gridmarl_wm.opponents.refit import fit_observation_heads
 from gridmarl_wm.planning import (
     CEM,
     MCTS,

@@ -1,11 +1,11 @@
-"""``gridmarl_wm.plots``: every picture is written atomically: a failing write leaves the old file whole."""
+"""``gridmarl_wm.viewing.plots``: every picture is written atomically: a failing write leaves the old file whole."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gridmarl_wm import plots
+from gridmarl_wm.viewing import plots
 
 PLOTS = {
     "tv_histogram": lambda out: plots.plot_tv_histogram(np.linspace(0, 0.5, 50), out),

@@ -9,8 +9,7 @@ import gridmarl
 from gridmarl.gym_env import GridMARLEnv
 from gridmarl.opponents import Opponents
 from gridmarl_wm.data import CollectConfig, collect
-from gridmarl_wm.planning import RandomShooting, play
-from gridmarl_wm.switching import (
+from gridmarl_wm.opponents.switching import (
     Episodes,
     OpponentNet,
     TypeFilter,
@@ -23,6 +22,7 @@ from gridmarl_wm.switching import (
     predict_episodes,
     type_posteriors,
 )
+from gridmarl_wm.planning import RandomShooting, play
 
 GAME = gridmarl.make_config()
 # two opponent types over 5 actions: A mostly stays, B mostly goes up
@@ -222,7 +222,7 @@ def test_type_filter_simulator_plans_and_tracks_the_real_games():
 
 
 def test_switch_recovery_plot(tmp_path):
-    from gridmarl_wm.plots import plot_switch_recovery
+    from gridmarl_wm.viewing.plots import plot_switch_recovery
 
     out = tmp_path / "recovery.png"
     plot_switch_recovery({"memoryless": [0.4, 0.4, 0.4], "types": [0.5, 0.3, 0.2]}, out)

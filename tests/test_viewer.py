@@ -20,7 +20,7 @@ from gridmarl.render import FLOOR_COLOUR, player_colour, render_rgb
 from gridmarl_wm.checkpoint import game_to_dict, save_checkpoint
 from gridmarl_wm.exact_model import ExactModel
 from gridmarl_wm.planning import RandomShooting
-from gridmarl_wm.viewer import SideBySide, Viewer, main_view
+from gridmarl_wm.viewing.viewer import SideBySide, Viewer, main_view
 
 P = 48
 

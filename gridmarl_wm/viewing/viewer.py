@@ -18,8 +18,8 @@ and save the episode as a GIF. Nothing opens a window until :meth:`Viewer.run`.
 
 Command line::
 
-    python -m gridmarl_wm.viewer --model runs/wm/checkpoint.pt [--opponent greedy] [--planner mcts]
-    python -m gridmarl_wm.viewer --exact --steps 20 --gif out.gif     # headless: no window
+    python -m gridmarl_wm.viewing.viewer --model runs/wm/checkpoint.pt [--opponent greedy] [--planner mcts]
+    python -m gridmarl_wm.viewing.viewer --exact --steps 20 --gif out.gif     # headless: no window
 """
 
 from __future__ import annotations
@@ -702,11 +702,11 @@ def _planner(name: str, game: GridConfig, seed: int) -> Any:
 
 
 def main_view(argv: Sequence[str] | None = None) -> int:
-    """``python -m gridmarl_wm.viewer``: the viewer in a window, or headless with ``--steps`` and ``--gif``."""
+    """``python -m gridmarl_wm.viewing.viewer``: the viewer in a window, or headless with ``--steps`` and ``--gif``."""
     from gridmarl.opponents import OPPONENT_CHOICES
 
     p = argparse.ArgumentParser(
-        prog="python -m gridmarl_wm.viewer",
+        prog="python -m gridmarl_wm.viewing.viewer",
         description="The real game, the model's imagined game and its predictions, side by side. "
         f"In the window, {KEYS_HELP}.",
     )
