@@ -24,7 +24,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,7 +48,7 @@ from gridmarl_wm.planning import (
     play,
     play_paired,
 )
-from gridmarl_wm.simulation.allocator import can_retain_freed_memory, retain_freed_memory
+from gridmarl_wm.simulation.allocator import retain_freed_memory
 from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
 
 # The decoders as the issue compares them, each with the trunk that suits it; the mixture decoder with its
@@ -142,10 +144,8 @@ def cmd_train(args) -> None:
 
 def _allocator(args) -> bool:
     """Ask malloc to keep freed memory (``--retain-memory``) before anything is timed; whether it did."""
-    if args.retain_memory:
-        if not can_retain_freed_memory():
-            raise SystemExit("--retain-memory needs glibc's malloc (Linux with glibc); this C library is not")
-        retain_freed_memory()
+    if args.retain_memory and not retain_freed_memory():
+        raise SystemExit("--retain-memory needs glibc's malloc (Linux with glibc); this C library is not")
     return bool(args.retain_memory)
 
 
@@ -218,6 +218,13 @@ def _fitted(out: Path, names: list[str], game) -> dict[str, WorldModel]:
     return fitted
 
 
+def _simulators(game, fitted: dict[str, WorldModel]) -> dict[str, Callable[[], Any]]:
+    """A fresh simulator of each kind (seeded generators, so every play starts alike): the exact one with
+    the true (random) opponent, and each fitted decoder's."""
+    sims: dict[str, Callable[[], Any]] = {"exact": lambda: ExactSimulator(game, "random", seed=0)}
+    return sims | {name: (lambda m=m: LearnedSimulator(m, seed=0)) for name, m in fitted.items()}
+
+
 def cmd_planners(args) -> None:
     torch.set_num_threads(args.threads)
     retained = _allocator(args)
@@ -225,8 +232,7 @@ def cmd_planners(args) -> None:
     game = gridmarl.make_config()
     seeds = list(range(args.seeds))
     fitted = _fitted(out, args.decoders, game)
-    sims = {"exact": lambda: ExactSimulator(game, "random", seed=0)}
-    sims |= {name: (lambda m=m: LearnedSimulator(m, seed=0)) for name, m in fitted.items()}
+    sims = _simulators(game, fitted)
 
     def measure(make, name: str, plays: dict):
         """A play's decisions per second, keeping the simulator's first play (its returns are the same
@@ -273,8 +279,7 @@ def cmd_gap(args) -> None:
     rows = []
     start = time.perf_counter()
     for planner_name, make in PLANNERS:
-        sims = {"exact": ExactSimulator(game, "random", seed=0)}  # fresh simulators: seeded generators
-        sims |= {name: LearnedSimulator(m, seed=0) for name, m in fitted.items()}
+        sims = {name: make_sim() for name, make_sim in _simulators(game, fitted).items()}
         plays = play_paired(lambda make=make: make(seed=0), sims, "random", seeds, args.episodes, game)
         exact = plays["exact"]
         for name in fitted:
@@ -286,6 +291,12 @@ def cmd_gap(args) -> None:
             print(rows[-1], flush=True)
     _write(out / "gap.json", {"rows": rows, "seeds": seeds, "episodes": args.episodes,
                               "seconds": time.perf_counter() - start, "provenance": provenance()})  # fmt: skip
+
+
+def _origin(provenance: str) -> str:
+    """A stage's command and code version, from the provenance its JSON holds."""
+    lines = provenance.splitlines()
+    return f"{lines[0]}; {lines[2]}"
 
 
 def _pct(x: float) -> str:
@@ -314,9 +325,7 @@ def cmd_record(args) -> None:
         n = {r["exhaustive"]["n_states"] for r in fid}
         lines.append(f"\nTV over {', '.join(f'{x:,}' for x in n)} reachable states x 25 joint actions.")
         for r in fid:
-            lines.append(
-                f"\n`{r.get('name', r['decoder'])}` run: {r['provenance'].splitlines()[0]}; {r['provenance'].splitlines()[2]}"
-            )
+            lines.append(f"\n`{r.get('name', r['decoder'])}` run: {_origin(r['provenance'])}")
     speed = _read(out / "speed_cpu.json")
     if speed:
         lines += ["", "Imagined steps per second (one `ImaginedSimulator.step`: the opponent head, then a sampled "
@@ -334,9 +343,7 @@ def cmd_record(args) -> None:
         for s in speed["scaling"]:
             lines.append(f"| {s['game']} | {s['cells']} | {s['objects']} | {s['tokens']} | "
                          + " | ".join(f"{s[n]:,.0f}" for n in names) + f" | {s['real']:,.0f} |")  # fmt: skip
-        lines.append(
-            f"\nSpeed run: {speed['provenance'].splitlines()[0]}; {speed['provenance'].splitlines()[2]}"
-        )
+        lines.append(f"\nSpeed run: {_origin(speed['provenance'])}")
     plan = _read(out / "planners.json")
     if plan:
         lines += ["", f"Planners with their default budgets against a random opponent, "
@@ -352,9 +359,7 @@ def cmd_record(args) -> None:
             gap = f"{g[0]:.3f} ± {g[1]:.3f}"
             lines.append(f"| {r['decoder']} | {r['planner']} | {r['decisions_per_s']:,.1f} | "
                          f"{r['exact_decisions_per_s']:,.1f} | {r['return']:.2f} / {r['exact_return']:.2f} | {gap} |")  # fmt: skip
-        lines.append(
-            f"\nPlanner run: {plan['provenance'].splitlines()[0]}; {plan['provenance'].splitlines()[2]}"
-        )
+        lines.append(f"\nPlanner run: {_origin(plan['provenance'])}")
     gap = _read(out / "gap.json")
     if gap:
         n = len(gap["seeds"]) * gap["episodes"]
@@ -370,8 +375,7 @@ def cmd_record(args) -> None:
             verdict = ("yes" if g >= 0.95 else "no") + (", settled" if abs(g - 0.95) > h else ", not settled")
             lines.append(f"| {r['decoder']} | {r['planner']} | {r['return']:.2f} / {r['exact_return']:.2f} | "
                          f"{g:.3f} ± {h:.3f} | {verdict} |")  # fmt: skip
-        lines.append(f"\nGap run ({gap['seconds']:.0f} s): {gap['provenance'].splitlines()[0]}; "
-                     f"{gap['provenance'].splitlines()[2]}")  # fmt: skip
+        lines.append(f"\nGap run ({gap['seconds']:.0f} s): {_origin(gap['provenance'])}")
     if args.note:
         lines += ["", args.note]
     record(

@@ -12,37 +12,26 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# what only the layers above may import: training, planning, agents, the command line, the demo and viewing
+ABOVE = (
+    "gridmarl_wm.train",
+    "gridmarl_wm.planning",
+    "gridmarl_wm.agents",
+    "gridmarl_wm.cli",
+    "gridmarl_wm.demo",
+    "gridmarl_wm.viewing",
+)
 WALLS = {
     "gridmarl": ("torch", "gridmarl_wm"),
     "gridmarl_wm/model": (
-        "gridmarl_wm.train",
+        *ABOVE,
         "gridmarl_wm.data",
         "gridmarl_wm.evaluate",
         "gridmarl_wm.simulation",
-        "gridmarl_wm.planning",
         "gridmarl_wm.opponents",
-        "gridmarl_wm.agents",
-        "gridmarl_wm.cli",
-        "gridmarl_wm.demo",
-        "gridmarl_wm.viewing",
     ),
-    "gridmarl_wm/simulation": (
-        "gridmarl_wm.train",
-        "gridmarl_wm.planning",
-        "gridmarl_wm.opponents",
-        "gridmarl_wm.agents",
-        "gridmarl_wm.cli",
-        "gridmarl_wm.demo",
-        "gridmarl_wm.viewing",
-    ),
-    "gridmarl_wm/opponents": (
-        "gridmarl_wm.train",
-        "gridmarl_wm.planning",
-        "gridmarl_wm.agents",
-        "gridmarl_wm.cli",
-        "gridmarl_wm.demo",
-        "gridmarl_wm.viewing",
-    ),
+    "gridmarl_wm/simulation": (*ABOVE, "gridmarl_wm.opponents"),
+    "gridmarl_wm/opponents": ABOVE,
     "gridmarl_wm/viewing": (
         "gridmarl_wm.train",
         "gridmarl_wm.agents.ppo",
