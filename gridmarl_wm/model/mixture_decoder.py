@@ -366,6 +366,11 @@ class MixtureDecoder(nn.Module):
         hidden units (B, V, scorer): the cells' own components (their scores) first, then the features'
         components, those that start on a cell with its score added."""
         score = torch.matmul(units, self.score_out[c].weight[0]) + self.score_out[c].bias  # (B, V)
+        return self._with_score(mix, score)
+
+    def _with_score(self, mix: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+        """(B, components) the mixture logits from the features' ``mix`` (B, K) and the cells' scores
+        ``score`` (B, V) (see :meth:`_with_scores`)."""
         n = self.n_scored
         return torch.cat([score, mix[:, :n] + score[:, :n], mix[:, n:]], dim=1)
 
@@ -451,15 +456,19 @@ class MixtureDecoder(nn.Module):
           and per-cell logits from its hidden layer, one product; with two count classes the logits are
           their difference (P(count 1) = sigmoid of it);
         - ``offset[c]``: each component's shift of those logits, times ``OFFSET_GAIN``;
-        - ``score_in[c]`` (cell_inputs + 4, scorer): the scorer's input weights, zero for the planes not
-          yet decoded, so every channel reads the same cells tensor;
+        - ``score_in[c]`` (scorer, cell_inputs + c), ``score_out[c]`` (1, scorer), ``score_bias[c]``: the
+          cell scorer's weights, laid out for cells as columns (one product over every cell of every game,
+          and its output a row per unit, which a compiled step reduces without shuffles);
         - ``context_w``, ``context_b``: the context layer with its outputs padded to a multiple of 16 (on a
           CPU a product whose width is a multiple of the vector width runs faster)."""
         return built_from_parameters(self, self._build_sampling_tables)
 
     def _build_sampling_tables(self) -> dict[str, Any]:
         w = self.width
-        tables: dict[str, Any] = {"incoming": [], "head_w": [], "head_b": [], "offset": [], "score_in": []}
+        tables: dict[str, Any] = {
+            "incoming": [], "head_w": [], "head_b": [], "offset": [], "score_in": [], "score_out": [],
+            "score_bias": [],
+        }  # fmt: skip
         with torch.no_grad():
             for c, L in enumerate(self.levels):
                 blocks = [self.previous[s].weight[(c - s - 1) * w : (c - s) * w] for s in range(c)]
@@ -474,10 +483,9 @@ class MixtureDecoder(nn.Module):
                 if self.scorer:
                     rows_w.append(self.score_ctx[c].weight)
                     rows_b.append(self.score_ctx[c].bias + self.score_in[c].bias)
-                    pad = self.score_in[c].weight.new_zeros(self.scorer, N_CHANNELS - 1 - c)
-                    tables["score_in"].append(
-                        torch.cat([self.score_in[c].weight, pad], dim=1).t().contiguous()
-                    )
+                    tables["score_in"].append(self.score_in[c].weight.contiguous())
+                    tables["score_out"].append(self.score_out[c].weight.contiguous())
+                    tables["score_bias"].append(self.score_out[c].bias)
                 tables["head_w"].append(torch.cat([*rows_w, base_w]).t().contiguous())
                 tables["head_b"].append(torch.cat([*rows_b, base_b]))
                 tables["offset"].append(offset.contiguous())
@@ -521,7 +529,11 @@ class MixtureDecoder(nn.Module):
         ctx = ctx[:, : N_CHANNELS * self.width].view(B, N_CHANNELS, self.width)  # (B, 5, width)
         if S:
             self._check_cells(cells)
-            cells = torch.cat([cells, cells.new_zeros(B, V, N_CHANNELS - 1)], dim=2)  # room for the planes
+            # every cell's inputs as rows (C, B, V), followed by the planes as they are decoded
+            C = cells.shape[2]
+            rows = scratch("cells", (C + N_CHANNELS - 1, B, V), cells)
+            rows = cells.new_empty(C + N_CHANNELS - 1, B, V) if rows is None else rows
+            rows[:C] = cells.permute(2, 0, 1)
         planes = ctx.new_empty(B, N_CHANNELS, V)
         for c, L in enumerate(self.levels):
             # channel c's inputs: the features' part and what the planes before it add
@@ -533,12 +545,15 @@ class MixtureDecoder(nn.Module):
             out = torch.addmm(tables["head_b"][c], x[:, :h].relu(), tables["head_w"][c])
             mix = out[:, :K] + x[:, h : h + K]
             if S:
-                # units = relu(score_in(cell) + score_ctx(hidden layer)): one product over every cell of
-                # every game, then the context added in place
+                # units = relu(score_in(cell) + score_ctx(hidden layer)), (S, B, V): one product over every
+                # cell of every game, then the context added in place; the scores, one more product
+                n = C + c
                 units = torch.mm(
-                    cells.view(B * V, -1), tables["score_in"][c], out=scratch("scorer", (B * V, S), cells)
-                ).view(B, V, S)
-                mix = self._with_scores(c, mix, units.add_(out[:, None, K : K + S]).relu_())
+                    tables["score_in"][c], rows[:n].view(n, B * V), out=scratch("scorer", (S, B * V), rows)
+                ).view(S, B, V)
+                units = units.add_(out[:, K : K + S].t()[:, :, None]).relu_()
+                score = torch.mm(tables["score_out"][c], units.view(S, B * V)).view(B, V)
+                mix = self._with_score(mix, score + tables["score_bias"][c])
             logits, offset = out[:, K + S :], tables["offset"][c]
             if temperature == 0:
                 k = mix.argmax(-1)
@@ -552,7 +567,10 @@ class MixtureDecoder(nn.Module):
                 # one uniform draw per component pick and per cell, then inverse CDFs (cheaper than
                 # torch.multinomial, which draws exponentials)
                 at = c * (V + 1)
-                k = categorical(mix.softmax(-1), uniform=uniforms[:, at])
+                # (categorical takes weights that need not sum to 1: compiled, the exponentials are one
+                # fused pass without the division; eager, softmax is one kernel where they would be three)
+                weights = (mix - mix.amax(-1, keepdim=True)).exp() if _compiling() else mix.softmax(-1)
+                k = categorical(weights, uniform=uniforms[:, at])
                 u = uniforms[:, at + 1 : at + 1 + V].to(x.dtype)
                 if L == 2:  # P(count 1) = sigmoid(l1 - l0)
                     planes[:, c] = u < (logits + offset[k]).sigmoid()
@@ -560,7 +578,7 @@ class MixtureDecoder(nn.Module):
                     cdf = (logits.view(B, V, L) + offset[k]).softmax(-1).cumsum(-1)
                     planes[:, c] = (cdf < (1.0 - u)[..., None]).sum(-1).clamp(max=L - 1)
             if S and c < N_CHANNELS - 1:
-                cells[..., self.cell_inputs + c] = planes[:, c]
+                rows[C + c] = planes[:, c]
         return planes.view(B, *self.shape).float()
 
 

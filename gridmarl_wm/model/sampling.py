@@ -20,4 +20,5 @@ def categorical(
         u = torch.rand((*cdf.shape[:-1], 1), generator=generator, device=cdf.device, dtype=cdf.dtype)
     else:
         u = uniform.to(cdf.dtype).unsqueeze(-1)
-    return (cdf < (1.0 - u) * cdf[..., -1:]).sum(-1).clamp(max=probs.shape[-1] - 1)
+    # the first index whose cumulative weight reaches the draw (the CDF never decreases)
+    return torch.searchsorted(cdf, (1.0 - u) * cdf[..., -1:]).squeeze(-1).clamp(max=probs.shape[-1] - 1)
