@@ -536,12 +536,15 @@ class MixtureDecoder(nn.Module):
             rows[:C] = cells.permute(2, 0, 1)
         planes = ctx.new_empty(B, N_CHANNELS, V)
         for c, L in enumerate(self.levels):
-            # channel c's inputs: the features' part and what the planes before it add
-            x = (
-                ctx[:, c]
-                if c == 0
-                else torch.addmm(ctx[:, c], planes[:, :c].flatten(1), tables["incoming"][c])
-            )
+            # channel c's inputs: the features' part and what the planes before it add (eager, added in
+            # place: a product into the context's strided rows copies nothing first; not where a compiled
+            # graph would copy them to keep the context as it was, nor under autocast, which casts only
+            # out-of-place products)
+            x, incoming = ctx[:, c], tables["incoming"][c]
+            if c and (_compiling() or x.dtype != incoming.dtype):
+                x = torch.addmm(x, planes[:, :c].flatten(1), incoming)
+            elif c:
+                x.addmm_(planes[:, :c].flatten(1), incoming)
             out = torch.addmm(tables["head_b"][c], x[:, :h].relu(), tables["head_w"][c])
             mix = out[:, :K] + x[:, h : h + K]
             if S:
