@@ -22,6 +22,7 @@ from typing import Any
 
 from gridmarl.config import PRESETS, make_config
 from gridmarl_wm.io import atomic_write_text
+from gridmarl_wm.simulation.allocator import RETAIN_HELP
 
 
 def _game_from_args(args: argparse.Namespace):
@@ -162,9 +163,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from gridmarl_wm.demo import DemoConfig, run_demo
+    from gridmarl_wm.simulation import allocator
     from gridmarl_wm.train import env_threads
 
     env_threads()
+    if args.retain_memory:
+        allocator.require_retained_memory()
     overrides: dict[str, Any] = {"device": args.device, "seed": args.seed}
     if args.train_steps is not None:
         overrides["train_steps"] = args.train_steps
@@ -262,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-steps", type=int, default=None, help="override the training steps")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--retain-memory", action="store_true", help=RETAIN_HELP)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
     sub.add_parser("view", help="real and imagined play side by side (options: gridmarl-wm view --help)")

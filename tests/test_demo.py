@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from gridmarl_wm import WorldModel
 from gridmarl_wm.cli import main
@@ -66,3 +67,25 @@ def test_findings_name_what_the_table_does_not_settle():
     assert "contains 1" not in text  # neither interval contains 1
     assert "B with the learned simulator vs greedy (+0.50 ± 1.00)" in text
     assert "A with" not in text
+
+
+def test_demo_retain_memory_switches_the_allocator_first_and_is_refused_without_one(
+    tmp_path, monkeypatch, capsys
+):
+    """``demo --retain-memory`` asks the allocator to keep freed memory before the job starts, and where
+    the C library has no such switch it stops with an error that names the option, having done nothing."""
+    import gridmarl_wm.demo
+    from gridmarl_wm.simulation import allocator
+
+    calls = []
+    monkeypatch.setattr(allocator, "retain_freed_memory", lambda: calls.append("retain") or True)
+    monkeypatch.setattr(gridmarl_wm.demo, "run_demo", lambda out, cfg, progress: calls.append("demo"))
+    main(["demo", "--quick", "--out", str(tmp_path / "a"), "--retain-memory", "--no-progress"])
+    assert calls == ["retain", "demo"]
+    main(["demo", "--quick", "--out", str(tmp_path / "b"), "--no-progress"])
+    assert calls == ["retain", "demo", "demo"]  # not asked for: not switched
+    monkeypatch.setattr(allocator, "retain_freed_memory", lambda: False)  # not glibc
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--quick", "--out", str(tmp_path / "c"), "--retain-memory", "--no-progress"])
+    assert exit_info.value.code == 2 and "--retain-memory needs glibc's malloc" in capsys.readouterr().err
+    assert calls == ["retain", "demo", "demo"]

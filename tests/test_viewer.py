@@ -222,3 +222,18 @@ def test_gridmarl_wm_view_runs_the_viewer(tmp_path):
     main(["view", "--exact", "--steps", "2", "--gif", str(out)])
 
     assert Image.open(out).n_frames == 3
+
+
+def test_view_retain_memory_switches_the_allocator_or_names_the_option(tmp_path, monkeypatch, capsys):
+    from gridmarl_wm.cli import main
+    from gridmarl_wm.simulation import allocator
+
+    calls = []
+    monkeypatch.setattr(allocator, "retain_freed_memory", lambda: calls.append(True) or True)
+    main(["view", "--exact", "--steps", "1", "--gif", str(tmp_path / "v.gif"), "--retain-memory"])
+    assert calls == [True] and (tmp_path / "v.gif").exists()
+    monkeypatch.setattr(allocator, "retain_freed_memory", lambda: False)  # not glibc
+    with pytest.raises(SystemExit) as exit_info:
+        main(["view", "--exact", "--steps", "1", "--gif", str(tmp_path / "w.gif"), "--retain-memory"])
+    assert exit_info.value.code == 2 and "--retain-memory needs glibc's malloc" in capsys.readouterr().err
+    assert not (tmp_path / "w.gif").exists()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gridmarl_wm.agents.ppo import PRECISIONS, PPOConfig
+from gridmarl_wm.simulation.allocator import RETAIN_HELP
 
 _PPO_FLAGS = (
     "total_steps", "rollout_steps", "epochs", "minibatch_size", "lr", "lr_final", "gamma", "gae_lambda",
@@ -215,8 +216,7 @@ def add_imagination_parser(sub: Any, add_game_args: Any) -> None:
     p.add_argument(
         "--retain-memory",
         action="store_true",
-        help="first ask glibc's malloc to keep freed memory for reuse (gridmarl_wm.simulation.allocator; Linux), which "
-        "spares a CPU step's fresh tensors their page faults",
+        help=RETAIN_HELP,
     )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_learn_in_imagination)
@@ -230,8 +230,8 @@ def cmd_learn_in_imagination(args: argparse.Namespace) -> None:
     from gridmarl_wm.simulation import allocator
 
     _set_threads(torch, args.threads)
-    if args.retain_memory and not allocator.retain_freed_memory():
-        raise ValueError("--retain-memory needs glibc's malloc (Linux); this C library has no such switch")
+    if args.retain_memory:
+        allocator.require_retained_memory()
     try:
         overrides = json.loads(args.model)
     except json.JSONDecodeError:

@@ -5,9 +5,10 @@ A step on a CPU allocates its intermediate tensors afresh (all of them under ``t
 so the next step touches new pages and takes a page fault for each 4 KiB page it writes first (at batch
 4,096, megabytes of them per step). :func:`retain_freed_memory` asks ``malloc`` to keep freed memory for
 reuse instead, as a preloaded jemalloc or tcmalloc would (PyTorch's CPU tuning guide suggests those). It
-changes the whole process, so nothing in the project calls it unless asked (``gridmarl-wm
-learn-in-imagination --retain-memory``; ``benchmarks/imagined_throughput.py --retain-memory`` times both);
-call it once at the start of a program that imagines on a CPU.
+changes the whole process, so nothing in the project calls it unless asked (``--retain-memory`` of
+``gridmarl-wm learn-in-imagination``, ``demo`` and ``view``, through :func:`require_retained_memory`;
+``benchmarks/imagined_throughput.py --retain-memory`` times both); call it once at the start of a program
+that imagines on a CPU.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ import sys
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 DEFAULT_RETAIN = 1 << 30
+# the help of every command's --retain-memory
+RETAIN_HELP = (
+    "first ask glibc's malloc to keep freed memory for reuse (gridmarl_wm.simulation.allocator; Linux), which "
+    "spares a CPU step's fresh tensors their page faults"
+)
 GLIBC_START = 128 << 10  # both thresholds when a process starts (glibc then raises them as it sees fit)
 
 
@@ -55,6 +61,13 @@ def retain_freed_memory(limit: int = DEFAULT_RETAIN) -> bool:
     # the mmap threshold has a ceiling (32 MiB on older glibc): fall back to it where the limit is refused
     mapped = mallopt(_M_MMAP_THRESHOLD, value) or mallopt(_M_MMAP_THRESHOLD, 32 << 20)
     return bool(mallopt(_M_TRIM_THRESHOLD, value)) and bool(mapped)
+
+
+def require_retained_memory(option: str = "--retain-memory") -> None:
+    """:func:`retain_freed_memory`, for a command's ``option`` that asks for it: a ``ValueError`` naming the
+    option where the C library has no such switch (anything but glibc's malloc)."""
+    if not retain_freed_memory():
+        raise ValueError(f"{option} needs glibc's malloc (Linux); this C library has no such switch")
 
 
 def return_freed_memory() -> bool:

@@ -52,6 +52,7 @@ from gridmarl.render import (
     player_colour,
     render_rgb,
 )
+from gridmarl_wm.simulation.allocator import RETAIN_HELP
 from gridmarl_wm.simulation.imagine import ImaginedEnv, game_of, state_from_observation
 
 __all__ = ["BACKGROUND", "OTHERS_COLOUR", "SideBySide", "Viewer", "main_view", "next_obs_probs"]
@@ -725,9 +726,17 @@ def main_view(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, help="run headless for this many steps (needs --gif)")
     p.add_argument("--gif", metavar="PATH", help="where to save the animation (.gif or .mp4)")
+    p.add_argument("--retain-memory", action="store_true", help=RETAIN_HELP)
     args = p.parse_args(argv)
     if args.steps is not None and (args.gif is None or args.steps < 0):
         p.error("--steps N (N >= 0) runs headless and needs --gif PATH")
+    if args.retain_memory:
+        from gridmarl_wm.simulation import allocator
+
+        try:
+            allocator.require_retained_memory()
+        except ValueError as err:
+            p.error(str(err))
     if args.exact:
         from gridmarl_wm.exact_model import ExactModel
 
