@@ -166,9 +166,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from gridmarl_wm.simulation import allocator
     from gridmarl_wm.train import env_threads
 
-    env_threads()
     if args.retain_memory:
         allocator.require_retained_memory()
+    env_threads()
     overrides: dict[str, Any] = {"device": args.device, "seed": args.seed}
     if args.train_steps is not None:
         overrides["train_steps"] = args.train_steps

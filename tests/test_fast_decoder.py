@@ -71,6 +71,28 @@ def test_log_prob_sums_to_one_and_sampling_matches_it(overrides):
     assert torch.isneginf(
         model.log_prob(obs.expand(3, -1, -1, -1), a.expand(3), others.expand(3, 1), bad)
     ).all()
+    _assert_samples_follow(model, obs, a, others, p, outcomes)
+
+
+def test_the_compiled_branches_sample_what_log_prob_gives(monkeypatch):
+    """The branches a compiled step takes (unnormalised component weights, the planes' part of a channel's
+    inputs out of place), run eagerly: sample frequencies still match exp(log_prob)."""
+    import gridmarl_wm.model.mixture_decoder as md
+
+    model = _tiny(max_per_cell=(1, 2, 1, 1, 1), fusion="film")
+    outcomes = _every_observation([2, 3, 2, 2, 2])
+    M = len(outcomes)
+    obs = torch.tensor([[1.0, 0], [0, 2], [0, 0], [1, 0], [0, 1]]).view(1, 5, 1, 2)
+    a, others = torch.tensor([3]), torch.tensor([[1]])
+    p = model.log_prob(obs.expand(M, -1, -1, -1), a.expand(M), others.expand(M, 1), outcomes).exp()
+    monkeypatch.setattr(md, "_compiling", lambda: True)
+    _assert_samples_follow(model, obs, a, others, p, outcomes)
+
+
+def _assert_samples_follow(model, obs, a, others, p, outcomes) -> None:
+    """60,000 samples of ``model`` at one (obs, a, others) against the probabilities ``p`` of every outcome
+    in ``outcomes`` (the enumeration of ``_every_observation([2, 3, 2, 2, 2])``)."""
+    M = len(outcomes)
     N = 60_000
     g = torch.Generator().manual_seed(1)
     sample, _ = model.sample(obs.expand(N, -1, -1, -1), a.expand(N), others.expand(N, 1), generator=g)
@@ -432,3 +454,11 @@ def test_an_imagined_step_makes_no_host_synchronisation_on_a_gpu(decoder):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     torch.cuda.synchronize()
+
+
+def test_sample_names_cells_of_the_wrong_shape():
+    dec = MixtureDecoder(8, (5, 2, 3), (1, 1, 1, 1, 1), components=7, hidden=8, scorer=4)
+    with pytest.raises(ValueError, match=r"cells must have shape \(B, V, cell_inputs\) = \(3, 6, 5\), got"):
+        dec.sample(torch.randn(3, 8), cells=torch.randn(3, 6, 7))
+    with pytest.raises(ValueError, match="pass their inputs"):
+        dec.sample(torch.randn(3, 8))

@@ -457,8 +457,8 @@ class MixtureDecoder(nn.Module):
           their difference (P(count 1) = sigmoid of it);
         - ``offset[c]``: each component's shift of those logits, times ``OFFSET_GAIN``;
         - ``score_in[c]`` (scorer, cell_inputs + c), ``score_out[c]`` (1, scorer), ``score_bias[c]``: the
-          cell scorer's weights, laid out for cells as columns (one product over every cell of every game,
-          and its output a row per unit, which a compiled step reduces without shuffles);
+          cell scorer's own weights, which take the cells as columns as they are (one product over every
+          cell of every game, its output a row per unit, which a compiled step reduces without shuffles);
         - ``context_w``, ``context_b``: the context layer with its outputs padded to a multiple of 16 (on a
           CPU a product whose width is a multiple of the vector width runs faster)."""
         return built_from_parameters(self, self._build_sampling_tables)
@@ -483,8 +483,8 @@ class MixtureDecoder(nn.Module):
                 if self.scorer:
                     rows_w.append(self.score_ctx[c].weight)
                     rows_b.append(self.score_ctx[c].bias + self.score_in[c].bias)
-                    tables["score_in"].append(self.score_in[c].weight.contiguous())
-                    tables["score_out"].append(self.score_out[c].weight.contiguous())
+                    tables["score_in"].append(self.score_in[c].weight)
+                    tables["score_out"].append(self.score_out[c].weight)
                     tables["score_bias"].append(self.score_out[c].bias)
                 tables["head_w"].append(torch.cat([*rows_w, base_w]).t().contiguous())
                 tables["head_b"].append(torch.cat([*rows_b, base_b]))
@@ -529,8 +529,12 @@ class MixtureDecoder(nn.Module):
         ctx = ctx[:, : N_CHANNELS * self.width].view(B, N_CHANNELS, self.width)  # (B, 5, width)
         if S:
             self._check_cells(cells)
+            C = self.cell_inputs
+            if tuple(cells.shape) != (B, V, C):
+                raise ValueError(
+                    f"cells must have shape (B, V, cell_inputs) = {(B, V, C)}, got {tuple(cells.shape)}"
+                )
             # every cell's inputs as rows (C, B, V), followed by the planes as they are decoded
-            C = cells.shape[2]
             rows = scratch("cells", (C + N_CHANNELS - 1, B, V), cells)
             rows = cells.new_empty(C + N_CHANNELS - 1, B, V) if rows is None else rows
             rows[:C] = cells.permute(2, 0, 1)
@@ -538,8 +542,8 @@ class MixtureDecoder(nn.Module):
         for c, L in enumerate(self.levels):
             # channel c's inputs: the features' part and what the planes before it add (eager, added in
             # place: a product into the context's strided rows copies nothing first; not where a compiled
-            # graph would copy them to keep the context as it was, nor under autocast, which casts only
-            # out-of-place products)
+            # graph would copy them to keep the context as it was, nor where the context's dtype is not the
+            # tables' (autocast casts only out-of-place products))
             x, incoming = ctx[:, c], tables["incoming"][c]
             if c and (_compiling() or x.dtype != incoming.dtype):
                 x = torch.addmm(x, planes[:, :c].flatten(1), incoming)
@@ -578,8 +582,7 @@ class MixtureDecoder(nn.Module):
                 if L == 2:  # P(count 1) = sigmoid(l1 - l0)
                     planes[:, c] = u < (logits + offset[k]).sigmoid()
                 else:  # inverse CDF per cell, never a p = 0 count
-                    cdf = (logits.view(B, V, L) + offset[k]).softmax(-1).cumsum(-1)
-                    planes[:, c] = (cdf < (1.0 - u)[..., None]).sum(-1).clamp(max=L - 1)
+                    planes[:, c] = categorical((logits.view(B, V, L) + offset[k]).softmax(-1), uniform=u)
             if S and c < N_CHANNELS - 1:
                 rows[C + c] = planes[:, c]
         return planes.view(B, *self.shape).float()

@@ -12,8 +12,8 @@ def categorical(
 
     The inverse of each row's CDF at one uniform draw in (0, 1] times the row's total: cheaper than
     ``torch.multinomial`` (which draws K exponentials per row), and an index of probability 0 is never
-    drawn (the draw is never 0). ``uniform`` (...,) gives the draws in [0, 1) (``torch.rand``'s range)
-    instead of drawing them from ``generator``.
+    drawn (the draw is never 0). ``uniform``, of shape ``probs.shape[:-1]`` exactly, gives the draws in
+    [0, 1) (``torch.rand``'s range) instead of drawing them from ``generator``.
     """
     cdf = probs.cumsum(-1)
     if uniform is None:

@@ -63,11 +63,11 @@ def retain_freed_memory(limit: int = DEFAULT_RETAIN) -> bool:
     return bool(mallopt(_M_TRIM_THRESHOLD, value)) and bool(mapped)
 
 
-def require_retained_memory(option: str = "--retain-memory") -> None:
-    """:func:`retain_freed_memory`, for a command's ``option`` that asks for it: a ``ValueError`` naming the
-    option where the C library has no such switch (anything but glibc's malloc)."""
+def require_retained_memory() -> None:
+    """:func:`retain_freed_memory`, for a command's ``--retain-memory``: a ``ValueError`` naming the option
+    where the C library has no such switch (anything but glibc's malloc)."""
     if not retain_freed_memory():
-        raise ValueError(f"{option} needs glibc's malloc (Linux); this C library has no such switch")
+        raise ValueError("--retain-memory needs glibc's malloc (Linux); this C library has no such switch")
 
 
 def return_freed_memory() -> bool:
