@@ -44,6 +44,7 @@ __all__ = [
     "WALL_COLOUR",
     "HumanWindow",
     "coin_char",
+    "grid_background",
     "highlight_thickness",
     "player_colour",
     "render_ansi",
@@ -144,10 +145,11 @@ def _coin_masks(slot_px: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=32)
-def _background(
+def grid_background(
     height: int, width: int, walls: tuple[tuple[int, int], ...], cell_px: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Floor, grid lines and walls: uint8 (H*P, W*P, 3) and the bool (H*P, W*P) mask of floor pixels.
+    """Floor, grid lines and walls: uint8 (H*P, W*P, 3) and the bool (H*P, W*P) mask of floor pixels; what
+    :func:`render_rgb` (and the world-model viewer) draw first.
 
     Cached and read-only; callers copy the image before drawing on it.
     """
@@ -250,7 +252,7 @@ def render_rgb(
             f"highlight must be None or a player index in [0, {core.n_agents}), got {highlight!r}"
         )
 
-    background, floor = _background(H, W, cfg.walls, P)
+    background, floor = grid_background(H, W, cfg.walls, P)
     img = background.copy()
 
     if highlight is not None and cfg.view_size is not None:

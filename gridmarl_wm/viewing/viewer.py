@@ -49,6 +49,7 @@ from gridmarl.render import (
     WALL_COLOUR,
     HumanWindow,
     draw_cell_items,
+    grid_background,
     player_colour,
     render_rgb,
 )
@@ -109,28 +110,15 @@ def text_image(text: str, size: int, height: int, width: int, colour: RGB = TEXT
 
 
 # ---------------------------------------------------------------------------------------------- drawing
-def _blank_grid(h: int, w: int, cell_px: int) -> np.ndarray:
-    """Floor with render_rgb's grid lines, (h * cell_px, w * cell_px, 3) uint8."""
-    P = cell_px
-    img = np.empty((h * P, w * P, 3), dtype=np.uint8)
-    img[:] = FLOOR_COLOUR
-    img[::P, :] = GRID_COLOUR
-    img[:, ::P] = GRID_COLOUR
-    img[-1, :] = GRID_COLOUR
-    img[:, -1] = GRID_COLOUR
-    return img
-
-
 def draw_observation(obs: np.ndarray, cell_px: int, self_colour: RGB, others_colour: RGB) -> np.ndarray:
     """An observation (5, h, w) drawn cell by cell in render_rgb's style: walls (channel 4, off-grid cells
     included), then per cell the observer, the others (one agent per count), own coins, others' coins."""
     obs = np.asarray(obs)
     _, h, w = obs.shape
     P = cell_px
-    img = _blank_grid(h, w, P)
     counts = np.rint(obs).astype(np.int64).clip(0, None)
-    for r, c in zip(*np.nonzero(counts[4]), strict=True):
-        img[r * P : (r + 1) * P, c * P : (c + 1) * P] = WALL_COLOUR
+    walls = tuple((int(r), int(c)) for r, c in zip(*np.nonzero(counts[4]), strict=True))
+    img = grid_background(h, w, walls, P)[0].copy()
     for r in range(h):
         for c in range(w):
             items = (
@@ -264,7 +252,7 @@ class SideBySide:
         and a dark ring on the cells where ``truth`` has something in ``channel``."""
         _, h, w = self.game.obs_shape
         Q = self.heat_px
-        img = _blank_grid(h, w, Q)
+        img = grid_background(h, w, (), Q)[0].copy()
         cells = np.zeros((h, w, 3), dtype=np.float64)
         cells[:] = FLOOR_COLOUR
         if probs is not None:
