@@ -48,7 +48,7 @@ from gridmarl_wm.planning import (
     play,
     play_paired,
 )
-from gridmarl_wm.simulation.allocator import retain_freed_memory
+from gridmarl_wm.simulation.allocator import require_retained_memory
 from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
 
 # The decoders as the issue compares them, each with the trunk that suits it; the mixture decoder with its
@@ -144,8 +144,8 @@ def cmd_train(args) -> None:
 
 def _allocator(args) -> bool:
     """Ask malloc to keep freed memory (``--retain-memory``) before anything is timed; whether it did."""
-    if args.retain_memory and not retain_freed_memory():
-        raise SystemExit("--retain-memory needs glibc's malloc (Linux with glibc); this C library is not")
+    if args.retain_memory:
+        require_retained_memory()
     return bool(args.retain_memory)
 
 
