@@ -14,7 +14,7 @@ import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.simulation.imagine import ImaginedSimulator
-from gridmarl_wm.train import model_config_for
+from gridmarl_wm.training.trainer import model_config_for
 
 
 def main() -> None:

@@ -49,7 +49,7 @@ from gridmarl_wm.planning import (
     play_paired,
 )
 from gridmarl_wm.simulation.allocator import require_retained_memory
-from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
+from gridmarl_wm.training.trainer import TrainConfig, Trainer, model_config_for
 
 # The decoders as the issue compares them, each with the trunk that suits it; the mixture decoder with its
 # cell scorer (the default) and without it (what the scorer buys), and with half the default width of the

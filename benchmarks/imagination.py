@@ -35,7 +35,7 @@ from gridmarl_wm.agents.checkpoint import LoadedPolicy
 from gridmarl_wm.agents.evaluate import policy_returns
 from gridmarl_wm.agents.imagination import STATE_FILE, ImaginationConfig, learn_in_imagination
 from gridmarl_wm.planning import ci95
-from gridmarl_wm.train import with_architecture_defaults
+from gridmarl_wm.training.trainer import with_architecture_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 

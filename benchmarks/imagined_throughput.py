@@ -38,7 +38,7 @@ from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.planning import CEM, MCTS, ExactSimulator, LearnedSimulator, RandomShooting, play
 from gridmarl_wm.simulation.allocator import can_retain_freed_memory, retain_freed_memory, return_freed_memory
-from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
+from gridmarl_wm.training.trainer import TrainConfig, Trainer, model_config_for
 
 RETAINED = " (freed memory retained)"
 

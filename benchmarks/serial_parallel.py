@@ -25,7 +25,7 @@ import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.io import atomic_write
 from gridmarl_wm.model import WorldModel
-from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
+from gridmarl_wm.training.trainer import TrainConfig, Trainer, model_config_for
 
 
 def episode_returns(data) -> np.ndarray:

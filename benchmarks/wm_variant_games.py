@@ -27,7 +27,7 @@ import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.model.tokens import CHANNEL_NAMES
-from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
+from gridmarl_wm.training.trainer import TrainConfig, Trainer, model_config_for
 
 
 def train(game, data, steps: int, batch_size: int, seed: int, device: str) -> tuple[WorldModel, float]:

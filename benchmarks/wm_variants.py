@@ -34,10 +34,10 @@ import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.evaluate import exhaustive_metrics, exhaustive_metrics_both_ways
 from gridmarl_wm.io import atomic_write_text
-from gridmarl_wm.losses import LossWeights
 from gridmarl_wm.model import WorldModel
 from gridmarl_wm.planning import ci95
-from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
+from gridmarl_wm.training.losses import LossWeights
+from gridmarl_wm.training.trainer import TrainConfig, Trainer, model_config_for
 
 VARIANTS = {
     "direct/concat": {"variant": "direct", "fusion": "concat"},

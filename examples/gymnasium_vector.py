@@ -119,7 +119,7 @@ class ImaginedEnvFactory:
 
     def __call__(self) -> gym.Env:
         from gridmarl_wm import ImaginedEnv, WorldModel
-        from gridmarl_wm.exact_model import ExactModel
+        from gridmarl_wm.simulation.exact_model import ExactModel
 
         model = ExactModel() if self.model == "exact" else WorldModel.load(self.model)
         game = model.game.as_kwargs()
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if args.model:
         from gridmarl_wm import ImaginedEnv, WorldModel
-        from gridmarl_wm.exact_model import ExactModel
+        from gridmarl_wm.simulation.exact_model import ExactModel
 
         model = ExactModel() if args.model == "exact" else WorldModel.load(args.model)
         # The exact stand-in has no opponent head: its opponents are the real env's scripted ones.

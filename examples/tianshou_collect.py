@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.model:
         from gridmarl_wm import ImaginedEnv, WorldModel
-        from gridmarl_wm.exact_model import ExactModel
+        from gridmarl_wm.simulation.exact_model import ExactModel
 
         model = ExactModel() if args.model == "exact" else WorldModel.load(args.model)
 

@@ -12,7 +12,7 @@ import gridmarl
 from gridmarl_wm import WorldModel
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.evaluate import exhaustive_metrics
-from gridmarl_wm.train import TrainConfig, Trainer, architecture_defaults, model_config_for
+from gridmarl_wm.training.trainer import TrainConfig, Trainer, architecture_defaults, model_config_for
 
 
 def main() -> None:

@@ -74,10 +74,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
     from gridmarl_wm.data import load
-    from gridmarl_wm.distributed import end_process_group
-    from gridmarl_wm.losses import LossWeights
     from gridmarl_wm.model import WorldModel
-    from gridmarl_wm.train import (
+    from gridmarl_wm.training.distributed import end_process_group
+    from gridmarl_wm.training.losses import LossWeights
+    from gridmarl_wm.training.trainer import (
         TrainConfig,
         Trainer,
         architecture_defaults,
@@ -137,7 +137,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from gridmarl_wm.evaluate import evaluation_report
     from gridmarl_wm.model import WorldModel
-    from gridmarl_wm.train import env_threads
+    from gridmarl_wm.training.trainer import env_threads
 
     env_threads()
     model = WorldModel.load(args.model, map_location=args.device)
@@ -164,7 +164,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from gridmarl_wm.demo import DemoConfig, run_demo
     from gridmarl_wm.simulation import allocator
-    from gridmarl_wm.train import env_threads
+    from gridmarl_wm.training.trainer import env_threads
 
     if args.retain_memory:
         allocator.require_retained_memory()
@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="mlp and local need --decoder mixture (default: mlp with the mixture decoder, conv otherwise)",
     )
     p.add_argument("--agent-id", action="store_true", help="give the opponent head the player index")
-    defaults = __import__("gridmarl_wm.train", fromlist=["TrainConfig"]).TrainConfig()
+    defaults = __import__("gridmarl_wm.training.trainer", fromlist=["TrainConfig"]).TrainConfig()
     p.add_argument("--steps", type=int, default=defaults.steps)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--lr", type=float, default=defaults.lr)

@@ -36,7 +36,7 @@ from gridmarl_wm.planning import (
     play,
     play_paired,
 )
-from gridmarl_wm.train import TrainConfig, Trainer, model_config_for, plot_losses
+from gridmarl_wm.training.trainer import TrainConfig, Trainer, model_config_for, plot_losses
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from gridmarl_wm.agents.imagination import (
     scripted_tensor_opponent,
 )
 from gridmarl_wm.agents.imagined import ImaginedGames
-from gridmarl_wm.exact_model import ExactModel
 from gridmarl_wm.simulation import allocator
+from gridmarl_wm.simulation.exact_model import ExactModel
 
 
 class ActionBlind(ExactModel):

@@ -14,8 +14,8 @@ from gridmarl_wm.agents import PPOConfig, make_trainer
 from gridmarl_wm.agents.checkpoint import POLICY_FORMAT, read_policy_file
 from gridmarl_wm.agents.evaluate import policy_returns, self_play_stats
 from gridmarl_wm.agents.policy import ActorCritic
-from gridmarl_wm.distributed import end_process_group
 from gridmarl_wm.planning import ScriptedEgo, play
+from gridmarl_wm.training.distributed import end_process_group
 
 TINY = {"rollout_steps": 8, "minibatch_size": 256, "log_every": 1, "checkpoint_every": 2}
 

@@ -14,7 +14,7 @@ import pytest
 
 import gridmarl
 from gridmarl_wm import ImaginedEnv
-from gridmarl_wm.exact_model import ExactModel
+from gridmarl_wm.simulation.exact_model import ExactModel
 
 ROOT = Path(__file__).resolve().parents[1]
 GAME = gridmarl.make_config()
@@ -217,7 +217,7 @@ def test_gymnasium_vector_example():
 def test_imagined_env_in_gymnasium_vector_envs_with_a_learned_model(tmp_path):
     from dataclasses import asdict
 
-    from gridmarl_wm.checkpoint import game_to_dict, save_checkpoint
+    from gridmarl_wm.model.checkpoint import game_to_dict, save_checkpoint
 
     module = example("gymnasium_vector")
     model = tiny_world_model()

@@ -11,11 +11,11 @@ from wm_helpers import eight_deterministic_transitions
 
 import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
-from gridmarl_wm.losses import LossWeights, world_model_losses
 from gridmarl_wm.model import WorldModel, WorldModelConfig
 from gridmarl_wm.model.mixture_decoder import MixtureDecoder, max_per_cell
 from gridmarl_wm.simulation.imagine import ImaginedSimulator
-from gridmarl_wm.train import TrainConfig, Trainer, model_config_for
+from gridmarl_wm.training.losses import LossWeights, world_model_losses
+from gridmarl_wm.training.trainer import TrainConfig, Trainer, model_config_for
 
 TINY = {"obs_shape": (5, 1, 2), "max_count": (2, 2, 2, 2, 2), "d_model": 16, "mixture_hidden": 8,
         "mixture_scorer": 4}  # fmt: skip

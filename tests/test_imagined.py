@@ -11,7 +11,7 @@ import gridmarl
 from gridmarl.gym_env import GridMARLEnv
 from gridmarl_wm import ImaginedEnv
 from gridmarl_wm.data import CollectConfig, collect
-from gridmarl_wm.exact_model import ExactModel
+from gridmarl_wm.simulation.exact_model import ExactModel
 from gridmarl_wm.simulation.imagine import (
     ImaginedParallelEnv,
     ImaginedSimulator,

@@ -1,7 +1,8 @@
 """The walls between the packages: the game never imports torch or the world model; the model's parts import
 no training, simulation, planning, opponents, agents or command line; simulation imports no planning,
-opponents, training, agents or command line; the opponent models no planning, training, agents or viewing;
-viewing no training. Every import statement counts, those inside functions too."""
+opponents, training, agents or command line; training no simulation, planning, opponents, agents or command
+line; planning no model, training, agents or command line; the opponent models no planning, training,
+agents or viewing; viewing no training. Every import statement counts, those inside functions too."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # what only the layers above may import: training, planning, agents, the command line, the demo and viewing
 ABOVE = (
-    "gridmarl_wm.train",
+    "gridmarl_wm.training",
     "gridmarl_wm.planning",
     "gridmarl_wm.agents",
     "gridmarl_wm.cli",
@@ -31,9 +32,17 @@ WALLS = {
         "gridmarl_wm.opponents",
     ),
     "gridmarl_wm/simulation": (*ABOVE, "gridmarl_wm.opponents"),
+    # training knows the model and the data, nothing that plays the game
+    "gridmarl_wm/training": (
+        *(a for a in ABOVE if a != "gridmarl_wm.training"),
+        "gridmarl_wm.simulation",
+        "gridmarl_wm.opponents",
+    ),
+    # planners know the simulator interface, never a concrete model
+    "gridmarl_wm/planning": (*(a for a in ABOVE if a != "gridmarl_wm.planning"), "gridmarl_wm.model"),
     "gridmarl_wm/opponents": ABOVE,
     "gridmarl_wm/viewing": (
-        "gridmarl_wm.train",
+        "gridmarl_wm.training",
         "gridmarl_wm.agents.ppo",
         "gridmarl_wm.agents.learn",
         "gridmarl_wm.cli",

@@ -11,7 +11,6 @@ from wm_helpers import tiny_model
 import gridmarl
 from gridmarl.gym_env import GridMARLEnv
 from gridmarl_wm.data import CollectConfig, collect
-from gridmarl_wm.exact_model import ExactModel
 from gridmarl_wm.opponents.refit import fit_observation_heads
 from gridmarl_wm.planning import (
     CEM,
@@ -24,6 +23,7 @@ from gridmarl_wm.planning import (
     play,
     play_paired,
 )
+from gridmarl_wm.simulation.exact_model import ExactModel
 
 GAME = gridmarl.make_config()
 DOWN, RIGHT = 2, 4
@@ -296,7 +296,7 @@ class _ReferenceMCTS(MCTS):
     def act(self, sim, roots, steps_left=None):
         import math
 
-        from gridmarl_wm.planning import _horizon, _repeat_steps, _rollout
+        from gridmarl_wm.planning.planners import _horizon, _repeat_steps, _rollout
 
         R, W = len(roots), self.parallel
         H = _horizon(self.horizon, steps_left)

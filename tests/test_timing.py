@@ -61,7 +61,7 @@ def test_an_imagined_run_steps_the_simulator_and_a_real_run_the_vector_env():
     import gridmarl
     from gridmarl_wm.data import CollectConfig, collect
     from gridmarl_wm.model import WorldModel
-    from gridmarl_wm.train import model_config_for
+    from gridmarl_wm.training.trainer import model_config_for
 
     game = gridmarl.make_config()
     data = collect(game, CollectConfig(steps=4, num_envs=4, seed=0))

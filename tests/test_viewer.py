@@ -17,9 +17,9 @@ from wm_helpers import GAMES, tiny_model
 
 import gridmarl
 from gridmarl.render import FLOOR_COLOUR, player_colour, render_rgb
-from gridmarl_wm.checkpoint import game_to_dict, save_checkpoint
-from gridmarl_wm.exact_model import ExactModel
+from gridmarl_wm.model.checkpoint import game_to_dict, save_checkpoint
 from gridmarl_wm.planning import RandomShooting
+from gridmarl_wm.simulation.exact_model import ExactModel
 from gridmarl_wm.viewing.viewer import SideBySide, Viewer, main_view
 
 P = 48

@@ -104,7 +104,7 @@ def test_errors_are_clear(args, message, tmp_path):
     ],
 )
 def test_train_architecture_defaults(variant, flags, expected):
-    from gridmarl_wm.train import architecture_defaults
+    from gridmarl_wm.training.trainer import architecture_defaults
 
     given = {"decoder": None, "trunk": None, "fusion": None} | flags
     assert tuple(architecture_defaults(variant, **given).values()) == expected

@@ -18,7 +18,7 @@ from gridmarl_wm.evaluate import (
     open_loop,
     opponent_metrics,
 )
-from gridmarl_wm.exact_model import ExactModel
+from gridmarl_wm.simulation.exact_model import ExactModel
 
 SMALL = gridmarl.make_config(height=2, width=3)  # 480 states x 25 joint actions
 DELTAS = {0: (0, 0), 1: (-1, 0), 2: (1, 0), 3: (0, -1), 4: (0, 1)}  # stay, up, down, left, right

@@ -14,9 +14,9 @@ from variant_games import build_table, sample_transitions, variant_tv
 import gridmarl
 from gridmarl_wm.data import CollectConfig, collect
 from gridmarl_wm.evaluate import exhaustive_metrics
-from gridmarl_wm.losses import Batch, LossWeights, world_model_losses
 from gridmarl_wm.model import WorldModel
-from gridmarl_wm.train import model_config_for
+from gridmarl_wm.training.losses import Batch, LossWeights, world_model_losses
+from gridmarl_wm.training.trainer import model_config_for
 
 GAME = gridmarl.make_config(height=3, width=3)  # 3,528 states x 25 joint actions
 SIZE = {"features": 32, "d_model": 64, "latent": 32}

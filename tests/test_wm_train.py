@@ -9,12 +9,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import gridmarl
-from gridmarl_wm import checkpoint as ckpt
 from gridmarl_wm.data import CollectConfig, collect
-from gridmarl_wm.distributed import end_process_group
 from gridmarl_wm.model import WorldModel
+from gridmarl_wm.model import checkpoint as ckpt
 from gridmarl_wm.model.tokens import learn_structure
-from gridmarl_wm.train import TrainConfig, Trainer, TrainingDiverged, model_config_for
+from gridmarl_wm.training.distributed import end_process_group
+from gridmarl_wm.training.trainer import TrainConfig, Trainer, TrainingDiverged, model_config_for
 
 GAME = gridmarl.make_config()
 SMALL = {"features": 16, "latent": 32, "d_model": 32}
@@ -44,7 +44,7 @@ def test_train_writes_checkpoint_metrics_and_loads(data, tmp_path):
     obs = data.obs[:8].astype(np.float32)
     a, o, nxt = data.action[:8], data.others[:8], data.next_obs[:8]
     assert torch.allclose(loaded.log_prob(obs, a, o, nxt), trainer.model.log_prob(obs, a, o, nxt))
-    from gridmarl_wm.train import plot_losses
+    from gridmarl_wm.training.trainer import plot_losses
 
     plot_losses(tmp_path / "metrics.jsonl", tmp_path / "losses.png")
     assert (tmp_path / "losses.png").stat().st_size > 1000

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from gridmarl.config import GridConfig, make_config
-from gridmarl_wm.checkpoint import read_versioned
 from gridmarl_wm.io import atomic_write
+from gridmarl_wm.model.checkpoint import read_versioned
 
 POLICY_FORMAT = "gridmarl-wm-policy/1"
 

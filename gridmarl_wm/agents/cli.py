@@ -32,7 +32,7 @@ _POLICY_FLAGS = ("hidden", "layers", "history", "player_id", "moa", "moa_agent_i
 def _saved_settings(path: Path, args: argparse.Namespace, game: Any, settings: dict[str, Any]):
     """With ``--resume``: the run's saved game and settings; a flag given with another value is refused."""
     from gridmarl_wm.agents.checkpoint import read_policy_file
-    from gridmarl_wm.checkpoint import game_from_dict
+    from gridmarl_wm.model.checkpoint import game_from_dict
 
     data = read_policy_file(path)
     saved = {**data["ppo_config"], **data["meta"], **data["policy_config"]}
@@ -120,7 +120,7 @@ def cmd_learn(args: argparse.Namespace) -> None:
     from gridmarl_wm.agents.learn import make_trainer
     from gridmarl_wm.agents.plots import plot_learning
     from gridmarl_wm.cli import _game_from_args
-    from gridmarl_wm.distributed import end_process_group
+    from gridmarl_wm.training.distributed import end_process_group
 
     _set_threads(torch, args.threads)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per share of games

@@ -5,13 +5,13 @@ One outer iteration of :func:`learn_in_imagination`:
 
 1. the current policy plays ``real_steps_per_iteration`` real game steps as player_0 against the real
    opponents (:class:`~gridmarl_wm.agents.batched.NativeGames`); player_0's transitions join the data;
-2. the world model is fitted to all the real data so far (:class:`gridmarl_wm.train.Trainer`; its config,
+2. the world model is fitted to all the real data so far (:class:`gridmarl_wm.training.trainer.Trainer`; its config,
    reward classes and learned structure re-derived from the data, weights carried over where they fit);
 3. the PPO trainer learns on :class:`~gridmarl_wm.agents.imagined.ImaginedGames`: imagined games started
    from real observations, ``horizon`` steps long, bootstrapped from the value at the horizon, the others'
    actions from the model's opponent head.
 
-The same loop with ``simulator="exact"`` puts the rules (:class:`~gridmarl_wm.exact_model.ExactModel`) and
+The same loop with ``simulator="exact"`` puts the rules (:class:`~gridmarl_wm.simulation.exact_model.ExactModel`) and
 the true opponents in place of the learned model: the control that says how much of any shortfall is the
 model's. ``simulator="learned-dynamics"`` keeps the learned model but has the true opponents act on the state
 each imagined observation shows, in place of its opponent head: between the two, it splits the model's share
@@ -177,7 +177,7 @@ def _save_state(path: Path, state: dict[str, Any]) -> None:
 
 
 def _read_state(path: Path) -> dict[str, Any]:
-    from gridmarl_wm.checkpoint import read_versioned
+    from gridmarl_wm.model.checkpoint import read_versioned
 
     return read_versioned(
         path, STATE_FORMAT, ("settings", "iteration", "data"), "imagination", "saved loop state"
@@ -223,7 +223,7 @@ def learn_in_imagination(
         game: the game (default ``GridMARL-v0``'s); opponent: player_0's opponents, as ``gym.make`` takes
             them. ppo: PPO's settings for the imagined training (``total_steps`` is set by the loop).
         model_overrides: :class:`~gridmarl_wm.WorldModelConfig` fields for the world model; a decoder,
-            trunk or fusion left out is :func:`~gridmarl_wm.train.architecture_defaults`' (the main job's
+            trunk or fusion left out is :func:`~gridmarl_wm.training.trainer.architecture_defaults`' (the main job's
             model for the direct variant).
         simulator: with ``cfg.simulator == "exact"``, a stand-in for the rules (anything with
             ``WorldModel``'s ``sample``, e.g. a deliberately wrong model), played with the true opponents.
@@ -236,9 +236,14 @@ def learn_in_imagination(
         ValueError: a bad argument, or ``resume`` of a run made with other settings.
         FileNotFoundError: ``resume`` without a saved state in ``out_dir``.
     """
-    from gridmarl_wm.exact_model import ExactModel
     from gridmarl_wm.model import WorldModel
-    from gridmarl_wm.train import TrainConfig, Trainer, model_config_for, with_architecture_defaults
+    from gridmarl_wm.simulation.exact_model import ExactModel
+    from gridmarl_wm.training.trainer import (
+        TrainConfig,
+        Trainer,
+        model_config_for,
+        with_architecture_defaults,
+    )
 
     game = make_config(game)
     model_overrides = with_architecture_defaults(model_overrides)

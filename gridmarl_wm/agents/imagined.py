@@ -2,7 +2,7 @@
 
 :class:`ImaginedGames` implements :class:`~gridmarl_wm.agents.batched.BatchedGames` for one learning player
 whose observations are advanced by a *model* with ``WorldModel``'s ``sample`` (a trained
-:class:`~gridmarl_wm.WorldModel`, or :class:`~gridmarl_wm.exact_model.ExactModel`, the rules behind the
+:class:`~gridmarl_wm.WorldModel`, or :class:`~gridmarl_wm.simulation.exact_model.ExactModel`, the rules behind the
 same calls), so the PPO trainer learns in imagination without knowing it. Every imagined game starts from
 an observation drawn from ``starts`` (real observations: the learner's own view) and is truncated after
 ``horizon`` steps, where the trainer bootstraps from the value of its last observation: the short,

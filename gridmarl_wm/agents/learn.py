@@ -12,7 +12,7 @@ from gridmarl_wm.agents.batched import NativeGames, check_opponent
 from gridmarl_wm.agents.checkpoint import load_policy
 from gridmarl_wm.agents.policy import PolicyConfig
 from gridmarl_wm.agents.ppo import PPOConfig, PPOTrainer
-from gridmarl_wm.distributed import rank_and_world
+from gridmarl_wm.training.distributed import rank_and_world
 
 ALGORITHMS = ("ppo", "mappo")
 

@@ -29,8 +29,8 @@ from gridmarl_wm.agents.batched import BatchedGames
 from gridmarl_wm.agents.checkpoint import read_policy_file, save_policy_file
 from gridmarl_wm.agents.losses import gae, next_pickup_cells, ppo_terms
 from gridmarl_wm.agents.policy import ActorCritic, PolicyConfig, PolicyOutput, sample_actions
-from gridmarl_wm.distributed import rank_and_world
 from gridmarl_wm.io import plain
+from gridmarl_wm.training.distributed import rank_and_world
 
 PRECISIONS = ("auto", "fp32", "bf16")
 

@@ -34,8 +34,8 @@ class TokenLayout:
     Attributes:
         n_cells: cells per observation plane (h * w); token ``n_cells`` is ``EOS``.
         max_count: how many objects each channel can hold in the sequence (its capacity). Set from data:
-            the most the data showed plus a margin (see ``train.model_config_for``). An observation with
-            more objects in a channel cannot be written and gets log-probability -inf.
+            the most the data showed plus a margin (see ``training.trainer.model_config_for``). An
+            observation with more objects in a channel cannot be written and gets log-probability -inf.
     """
 
     n_cells: int

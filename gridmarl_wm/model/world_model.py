@@ -62,7 +62,7 @@ class WorldModelConfig:
         vq_codes, vq_groups: codebook size and codes per latent (``vq``).
         reward_values: the reward classes, sorted (set from data).
         structure: what the training data showed about observations (see :class:`LearnedStructure` and
-            ``train.model_config_for``); None: nothing learned, so nothing to enforce.
+            ``training.trainer.model_config_for``); None: nothing learned, so nothing to enforce.
         constraints: apply ``structure`` when decoding (training and use); a loaded model can be switched
             either way with :meth:`WorldModel.constraints`.
         agent_id: give the opponent head the observer's player index.
@@ -429,7 +429,7 @@ class WorldModel(nn.Module):
     def load(cls, path, game=None, map_location="cpu") -> WorldModel:
         """Load a checkpoint written by training (``weights_only``: a file cannot run code). Refuses, with a
         clear ``ValueError``, a damaged file, another format version, or (with ``game``) another game."""
-        from gridmarl_wm.checkpoint import load_world_model
+        from gridmarl_wm.model.checkpoint import load_world_model
 
         return load_world_model(path, game, map_location)
 

@@ -33,7 +33,7 @@ MODEL_POLICY = "model"
 
 def _is_exact(model: Any) -> bool:
     """Whether ``model`` is the exact stand-in (the rules themselves)."""
-    from gridmarl_wm.exact_model import ExactModel  # here: exact_model imports this module
+    from gridmarl_wm.simulation.exact_model import ExactModel  # here: exact_model imports this module
 
     return isinstance(model, ExactModel)
 
@@ -271,7 +271,7 @@ class ImaginedEnv(gym.Env):
     """``GridMARL-v0`` played inside a world model: same spaces, API, seeding and truncation.
 
     Args:
-        model: a :class:`~gridmarl_wm.WorldModel` (or :class:`~gridmarl_wm.exact_model.ExactModel`).
+        model: a :class:`~gridmarl_wm.WorldModel` (or :class:`~gridmarl_wm.simulation.exact_model.ExactModel`).
         opponent: ``"model"`` (the model's opponent head), or, in a two-player full-view game, any opponent
             ``gym.make("GridMARL-v0")`` takes (a name such as ``"greedy"``, or a callable ``policy(obs)``
             on the opponent's own observation), run on the state the imagined observation shows.
@@ -285,7 +285,7 @@ class ImaginedEnv(gym.Env):
             else the other players' (the game's reset treats players alike, so a first observation has the
             same distribution whoever sees it);
             ``"real"`` draws a start from the real game's reset instead (the rules, not the model). The
-            exact stand-in (:class:`~gridmarl_wm.exact_model.ExactModel`) is the rules, so its data start
+            exact stand-in (:class:`~gridmarl_wm.simulation.exact_model.ExactModel`) is the rules, so its data start
             is the real reset.
 
     ``reset(options={"obs": real_obs, "t": steps_played})`` starts from a given observation (``t`` sets how

@@ -355,7 +355,7 @@ class Viewer:
     """The real game and the model's imagination of it, side by side, step by step.
 
     Args:
-        model: a :class:`~gridmarl_wm.WorldModel` or :class:`~gridmarl_wm.exact_model.ExactModel` (with
+        model: a :class:`~gridmarl_wm.WorldModel` or :class:`~gridmarl_wm.simulation.exact_model.ExactModel` (with
             ``game`` set, or give ``env``).
         env: the real env (a :class:`~gridmarl.gym_env.GridMARLEnv`); by default one of the model's game
             with ``opponent`` and ``ego``.
@@ -726,7 +726,7 @@ def main_view(argv: Sequence[str] | None = None) -> int:
         except ValueError as err:
             p.error(str(err))
     if args.exact:
-        from gridmarl_wm.exact_model import ExactModel
+        from gridmarl_wm.simulation.exact_model import ExactModel
 
         model = ExactModel()
     else:

@@ -1,30 +1,23 @@
-"""Planners that run unchanged on the exact simulator and on the learned one.
+"""The planners: :class:`RandomShooting`, :class:`CEM` and :class:`MCTS`, which plan in any simulator, and
+:class:`ScriptedEgo`, a scripted policy behind the same interface.
 
-A *simulator* (:mod:`gridmarl_wm.simulation.simulators`: the rules or a world model) is batched and branchable:
-``roots``, ``repeat``, ``take``, ``step`` and ``value``; the planners know nothing else of it.
-
-Planners (:class:`RandomShooting`, :class:`CEM`, :class:`MCTS`) take a batch of roots and return one ego
-action per root. :func:`play` runs a planner in real games and reports its returns.
+Each takes a batch of roots and returns one ego action per root (``act(sim, roots, steps_left)``); a
+simulator (:mod:`gridmarl_wm.simulation.simulators`) is batched and branchable: ``roots``, ``repeat``,
+``take``, ``step`` and ``value``, and the planners know nothing else of it.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 
 from gridmarl import GridConfig, GridCore, make_config
 from gridmarl.config import N_ACTIONS
-from gridmarl.gym_env import GridMARLEnv
 from gridmarl.opponents import Opponents
-from gridmarl_wm.simulation.simulators import ExactSimulator, ExactStates, LearnedSimulator  # noqa: F401 (public here too)
-
-# ---------------------------------------------------------------------------------------------- planners
+from gridmarl_wm.simulation.simulators import ExactStates
 
 
 def _horizon(horizon: int, steps_left) -> int:
@@ -315,9 +308,6 @@ def _check_positive(**values: int) -> None:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
 
 
-# ---------------------------------------------------------------------------------------------- playing
-
-
 class ScriptedEgo:
     """A scripted policy (``"greedy"``, ``"random"``, ...) playing the ego, behind the planner interface
     (it reads the real games, so it needs no simulator)."""
@@ -332,221 +322,3 @@ class ScriptedEgo:
         self.opponents.current = np.tile(self.opponents.fixed, (len(roots), 1))
         u = self.rng.random((len(roots), self.opponents.n_step_draws))
         return self.opponents.act(roots.state, u)[:, 0]
-
-
-@dataclass
-class PlayResult:
-    """Real-env returns of a planner: ``returns`` (seeds, episodes), with mean and a 95% confidence
-    interval over the seeds' means, and how many decisions per second it made."""
-
-    returns: np.ndarray
-    seconds: float
-    decisions: int
-
-    @property
-    def seed_means(self) -> np.ndarray:
-        return self.returns.mean(axis=1)
-
-    @property
-    def mean(self) -> float:
-        return float(self.returns.mean())
-
-    @property
-    def ci95(self) -> float:
-        """Half-width of the 95% t interval of the mean over seeds."""
-        return ci95(self.seed_means)
-
-    @property
-    def decisions_per_s(self) -> float:
-        return self.decisions / self.seconds
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "mean": self.mean,
-            "ci95": self.ci95,
-            "returns": self.returns.tolist(),
-            "seed_means": self.seed_means.tolist(),
-            "decisions_per_s": self.decisions_per_s,
-        }
-
-
-def ci95(values: np.ndarray) -> float:
-    """Half-width of the 95% Student-t interval of the mean of ``values`` (NaN for fewer than two)."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) < 2:
-        return float("nan")
-    return float(t_quantile(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-
-
-def model_gap(learned: np.ndarray, exact: np.ndarray) -> tuple[float, float]:
-    """The model gap of DESIGN section 4 and the half-width of its 95% interval.
-
-    ``learned`` and ``exact`` (n,) are paired real-env returns of one planner planning with the learned
-    simulator and with the exact one: per episode, where pair i is the same game (game seed and planner
-    seed) played both ways (:func:`play_paired`), or per-seed means of such episodes. The gap is the ratio
-    of the means, mean(learned) / mean(exact); its interval is the delta-method one for a ratio of paired
-    means, t(0.975, n - 1) * sd(learned - gap * exact) / (sqrt(n) * mean(exact)), so whatever the two runs
-    of a pair share cancels. NaN when the exact mean is not positive (a ratio of returns then says nothing)
-    or, for the interval, with fewer than two pairs.
-    """
-    learned = np.asarray(learned, dtype=np.float64)
-    exact = np.asarray(exact, dtype=np.float64)
-    if learned.shape != exact.shape or learned.ndim != 1:
-        raise ValueError(
-            f"learned and exact must be paired returns of the same shape (n,), got {learned.shape} and "
-            f"{exact.shape}"
-        )
-    den = exact.mean() if len(exact) else float("nan")
-    if not den > 0:
-        return float("nan"), float("nan")
-    gap = float(learned.mean() / den)
-    if len(learned) < 2:
-        return gap, float("nan")
-    residual = learned - gap * exact
-    half = t_quantile(0.975, len(learned) - 1) * residual.std(ddof=1) / (math.sqrt(len(learned)) * den)
-    return gap, float(half)
-
-
-def paired_gap(learned: PlayResult, exact: PlayResult) -> tuple[float, float]:
-    """:func:`model_gap` of two :func:`play_paired` runs, each episode a pair (the games are independent
-    of one another; the two runs of one game share its seed)."""
-    if learned.returns.shape != exact.returns.shape:
-        raise ValueError(
-            f"paired runs must have the same (seeds, episodes), got {learned.returns.shape} and "
-            f"{exact.returns.shape}"
-        )
-    return model_gap(learned.returns.ravel(), exact.returns.ravel())
-
-
-def t_quantile(p: float, dof: int) -> float:
-    """The ``p`` quantile of Student's t distribution with ``dof`` degrees of freedom (``dof`` >= 1).
-
-    scipy is not a dependency: the CDF is written through the regularised incomplete beta function
-    (evaluated by its continued fraction) and inverted by bisection to about 1e-12.
-    """
-    if isinstance(dof, bool) or not isinstance(dof, int | np.integer) or dof < 1:
-        raise ValueError(f"dof must be an integer >= 1, got {dof!r}")
-    if not 0 < p < 1:
-        raise ValueError(f"p must lie strictly between 0 and 1, got {p!r}")
-    if p == 0.5:
-        return 0.0
-    if p < 0.5:
-        return -t_quantile(1 - p, dof)
-    lo, hi = 0.0, 1.0
-    while _t_cdf(hi, dof) < p:
-        lo, hi = hi, 2 * hi
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if _t_cdf(mid, dof) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
-
-
-def _t_cdf(x: float, dof: int) -> float:
-    """P(T <= x) for x >= 0: 1 - I_{dof / (dof + x^2)}(dof / 2, 1 / 2) / 2."""
-    return 1.0 - 0.5 * _incomplete_beta(dof / (dof + x * x), dof / 2.0, 0.5)
-
-
-def _incomplete_beta(x: float, a: float, b: float) -> float:
-    """The regularised incomplete beta function I_x(a, b), by its continued fraction (modified Lentz)."""
-    if x <= 0:
-        return 0.0
-    if x >= 1:
-        return 1.0
-    if x > (a + 1) / (a + b + 2):  # the fraction converges fast only below this point: use the symmetry
-        return 1.0 - _incomplete_beta(1 - x, b, a)
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    f = d
-    for m in range(1, 500):
-        for num in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            f *= c * d
-        if abs(c * d - 1.0) < 1e-15:
-            break
-    return math.exp(log_front) * f / a
-
-
-def play(
-    planner: Any,
-    sim: Any,
-    opponent: Any = "random",
-    seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    episodes: int = 4,
-    game: GridConfig | dict | None = None,
-    switch_every: int = 10,
-    progress: Any = None,
-    make_env: Any = None,
-) -> PlayResult:
-    """Play ``episodes`` real games per seed (game seeds ``1000 * seed + e``), all in lockstep, with the
-    planner choosing the ego's action by planning in ``sim`` (its roots come from the real games).
-
-    ``progress``: an optional callable ``(t, max_steps)`` called after every step. A simulator with an
-    ``observe_step(obs, actions, opponent_actions)`` method is shown every real step (and ``begin(n)`` is
-    called first). ``make_env``: a
-    callable returning the env to play in instead of ``GridMARLEnv(opponent=...)`` (an ``ImaginedEnv``, to
-    measure returns in imagination).
-    """
-    cfg = make_config(game)
-    if make_env is None:
-
-        def make_env():
-            return GridMARLEnv(opponent=opponent, switch_every=switch_every, **cfg.as_kwargs())
-
-    envs = [make_env() for _ in range(len(seeds) * episodes)]
-    game_seeds = [1000 * s + e for s in seeds for e in range(episodes)]
-    obs = np.stack([env.reset(seed=gs)[0] for env, gs in zip(envs, game_seeds, strict=True)])
-    returns = np.zeros(len(envs))
-    if hasattr(sim, "begin"):  # a simulator with memory of the real games starts afresh
-        sim.begin(len(envs))
-    exact_roots = (
-        ExactSimulator(cfg, opponent, switch_every=switch_every) if isinstance(planner, ScriptedEgo) else None
-    )
-    start = time.perf_counter()
-    for t in range(cfg.max_steps):
-        if exact_roots is not None:
-            actions = planner.act(None, exact_roots.roots(envs))
-        else:
-            actions = planner.act(sim, sim.roots(envs, obs), steps_left=cfg.max_steps - t)
-        steps = [env.step(int(a)) for env, a in zip(envs, actions, strict=True)]
-        if hasattr(sim, "observe_step"):  # a simulator that tracks the real games' history
-            sim.observe_step(obs, actions, np.stack([s[4]["opponent_actions"] for s in steps]))
-        obs = np.stack([s[0] for s in steps])
-        returns += [s[1] for s in steps]
-        if progress is not None:
-            progress(t + 1, cfg.max_steps)
-    seconds = time.perf_counter() - start
-    return PlayResult(returns.reshape(len(seeds), episodes), seconds, len(envs) * cfg.max_steps)
-
-
-def play_paired(
-    make_planner: Any,
-    sims: dict[str, Any],
-    opponent: Any = "random",
-    seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    episodes: int = 4,
-    game: GridConfig | dict | None = None,
-    switch_every: int = 10,
-) -> dict[str, PlayResult]:
-    """:func:`play` once per simulator in ``sims`` on paired episodes: the same games (game seeds
-    ``1000 * seed + e``: the same starts, and the same opponents' and respawn draws for as long as the
-    ego's actions agree) and a fresh planner from ``make_planner()`` for each (the same planner seed).
-    Only the simulator differs between the runs; :func:`paired_gap` compares them game by game."""
-    if not callable(make_planner):
-        raise TypeError(f"make_planner must be a callable returning a fresh planner, got {make_planner!r}")
-    return {
-        name: play(make_planner(), sim, opponent, seeds, episodes, game, switch_every)
-        for name, sim in sims.items()
-    }

@@ -20,14 +20,14 @@ import torch
 import torch.distributed as dist
 
 from gridmarl import GridConfig
-from gridmarl_wm.checkpoint import game_to_dict, read_checkpoint, save_checkpoint
 from gridmarl_wm.data import Transitions
-from gridmarl_wm.distributed import rank_and_world
 from gridmarl_wm.io import atomic_write, atomic_write_text, plain
-from gridmarl_wm.losses import Batch, LossWeights, world_model_losses
 from gridmarl_wm.model import WorldModel, WorldModelConfig
+from gridmarl_wm.model.checkpoint import game_to_dict, read_checkpoint, save_checkpoint
 from gridmarl_wm.model.mixture_decoder import max_per_cell
 from gridmarl_wm.model.tokens import learn_structure
+from gridmarl_wm.training.distributed import rank_and_world
+from gridmarl_wm.training.losses import Batch, LossWeights, world_model_losses
 
 
 class TrainingDiverged(RuntimeError):
