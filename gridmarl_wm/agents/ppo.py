@@ -30,6 +30,7 @@ from gridmarl_wm.agents.checkpoint import read_policy_file, save_policy_file
 from gridmarl_wm.agents.losses import gae, next_pickup_cells, ppo_terms
 from gridmarl_wm.agents.policy import ActorCritic, PolicyConfig, PolicyOutput, sample_actions
 from gridmarl_wm.io import plain
+from gridmarl_wm.model.checkpoint import game_to_dict
 from gridmarl_wm.training.distributed import rank_and_world
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -411,7 +412,7 @@ class PPOTrainer:
         if self.rank != 0:
             return
         save_policy_file(self.checkpoint_path, {
-            "game": _game_dict(self.env.config),
+            "game": game_to_dict(self.env.config),
             "policy_config": self.policy_cfg.as_dict(),
             "policy": self.net.state_dict(),
             "ppo_config": asdict(self.cfg),
@@ -461,7 +462,7 @@ class PPOTrainer:
         """
         path = Path(path or self.checkpoint_path)
         data = read_policy_file(path)
-        mine = {"game": _game_dict(self.env.config), "policy_config": self.policy_cfg.as_dict(),
+        mine = {"game": game_to_dict(self.env.config), "policy_config": self.policy_cfg.as_dict(),
                 "ppo_config": asdict(self.cfg), "meta": self.meta}  # fmt: skip
         for key, value in mine.items():
             if plain(data[key]) != plain(value):
@@ -588,10 +589,6 @@ class _EpisodeStats:
         self.ret, self.picks, self.done = (
             np.asarray(s[k], dtype=np.float64).copy() for k in ("ret", "picks", "done")
         )
-
-
-def _game_dict(game) -> dict[str, Any]:
-    return {**asdict(game), "walls": [list(w) for w in game.walls]}
 
 
 def _tensors(obj: Any) -> Any:
