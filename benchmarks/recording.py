@@ -38,7 +38,8 @@ def cores() -> int:
 
 def code_version() -> str:
     """The git commit of the working tree, with ``+changes`` when its tracked code (the packages or a
-    benchmark script) differs from that commit."""
+    benchmark script) differs from that commit. A copy of the tree without git (a checkout copied to
+    another machine) takes the commit from ``GRIDMARL_CODE_VERSION``, and says so."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
@@ -52,6 +53,9 @@ def code_version() -> str:
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
+        given = os.environ.get("GRIDMARL_CODE_VERSION", "").strip()
+        if given:
+            return f"{given} (not a git checkout: the commit given by GRIDMARL_CODE_VERSION)"
         return "unknown (not a git checkout)"
     return commit + (" +changes" if dirty else "")
 

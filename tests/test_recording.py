@@ -104,6 +104,18 @@ def test_an_edited_benchmark_script_counts_as_changed_code(tmp_path, monkeypatch
     assert recording.code_version().endswith(" +changes")
 
 
+def test_a_copy_without_git_takes_its_commit_from_the_environment_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(recording, "ROOT", tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no repository above it either
+    monkeypatch.delenv("GRIDMARL_CODE_VERSION", raising=False)
+    assert recording.code_version() == "unknown (not a git checkout)"
+    monkeypatch.setenv("GRIDMARL_CODE_VERSION", "0123456789")
+    assert (
+        recording.code_version()
+        == "0123456789 (not a git checkout: the commit given by GRIDMARL_CODE_VERSION)"
+    )
+
+
 def test_recording_writes_with_the_usual_mode_and_imports_no_torch(tmp_path):
     old = os.umask(0o022)
     try:
