@@ -75,8 +75,8 @@ def test_log_prob_sums_to_one_and_sampling_matches_it(overrides):
 
 
 def test_the_compiled_branches_sample_what_log_prob_gives(monkeypatch):
-    """The branches a compiled step takes (unnormalised component weights, the planes' part of a channel's
-    inputs out of place), run eagerly: sample frequencies still match exp(log_prob)."""
+    """The branch a compiled step takes (the planes' part of a channel's inputs added out of place), run
+    eagerly: sample frequencies still match exp(log_prob)."""
     import gridmarl_wm.model.mixture_decoder as md
 
     model = _tiny(max_per_cell=(1, 2, 1, 1, 1), fusion="film")

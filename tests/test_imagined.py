@@ -199,6 +199,55 @@ def test_batched_simulator_tensors_in_and_out():
         ImaginedSimulator(ExactModel()).step(obs, torch.zeros(64, dtype=torch.long))
 
 
+@pytest.mark.parametrize("decoder", ["pointer", "mixture"])
+def test_the_others_actions_follow_the_opponent_head_at_every_temperature(decoder):
+    """The others' actions an imagined step draws follow ``opponent_probs`` (at temperature T, its
+    probabilities to the power 1 / T, renormalised; at 0 the most likely), whichever decoder the model has."""
+    model = tiny(**({"decoder": "mixture", "trunk": "mlp"} if decoder == "mixture" else {}))
+    last = model.opponent_head[-1]
+    with torch.no_grad():  # the same logits at every observation, spread wide: 3, 0, -30, 1, -2
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([3.0, 0.0, -30.0, 1.0, -2.0]))
+    core = gridmarl.GridCore(GAME)
+    obs = torch.as_tensor(core.observe(core.reset(np.random.default_rng(0).random((8, 4))), (0,))[:, 0])
+    logits = model.opponent_logits(obs)
+    assert torch.allclose(logits.softmax(-1), model.opponent_probs(obs))
+    N = 40_000
+    big, actions = obs.repeat(N // 8, 1, 1, 1), torch.zeros(N, dtype=torch.long)
+    for T in (1.0, 0.5):
+        sim = ImaginedSimulator(model, temperature=T, generator=torch.Generator().manual_seed(0))
+        counts = np.bincount(sim.step(big, actions)[2][:, 0].numpy(), minlength=5)
+        p = (torch.tensor([3.0, 0.0, -30.0, 1.0, -2.0]) / T).softmax(-1).numpy()
+        assert np.all(np.abs(counts - p * N) <= 5 * np.sqrt(p * N) + 1), (T, counts, p * N)
+    assert (ImaginedSimulator(model, temperature=0).step(obs, actions[:8])[2] == 0).all()
+
+
+def test_a_step_gives_ordinary_tensors_and_runs_a_callable_opponent_as_called():
+    """The model runs in inference mode, but what a step returns can be changed in place and used where
+    autograd records; a callable opponent runs outside inference mode."""
+    model = tiny(decoder="mixture", trunk="mlp")
+    core = gridmarl.GridCore(GAME)
+    obs = torch.as_tensor(core.observe(core.reset(np.random.default_rng(1).random((6, 4))), (0,))[:, 0])
+    seen = []
+
+    def opponent(o):
+        seen.append(torch.is_inference_mode_enabled())
+        return torch.zeros(len(o), 1, dtype=torch.long)
+
+    for sim in (
+        ImaginedSimulator(model),
+        ImaginedSimulator(model, max_batch=4),
+        ImaginedSimulator(model, opponent=opponent),
+    ):
+        for t in sim.step(obs, torch.zeros(6, dtype=torch.long)):
+            assert not t.is_inference()
+            t.add_(0)  # in place: refused on an inference tensor outside inference mode
+        nxt = sim.step(obs, torch.zeros(6, dtype=torch.long))[0]
+        w = torch.ones(nxt[0].numel(), requires_grad=True)
+        (nxt.flatten(1) @ w).sum().backward()  # saved for backward: refused on an inference tensor
+    assert seen == [False, False]
+
+
 def test_batched_simulator_steps_large_batches_in_slices():
     """``max_batch`` slices a large batch and puts the pieces back in order: at temperature 0 the step is
     the same function of its inputs either way, given the others' actions or drawing them; with a

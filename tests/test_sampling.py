@@ -1,9 +1,11 @@
 """Categorical draws by inverse CDF (gridmarl_wm.model.sampling)."""
 
+import math
+
 import numpy as np
 import torch
 
-from gridmarl_wm.model.sampling import categorical
+from gridmarl_wm.model.sampling import EXP_FLOOR, categorical, weights
 
 
 def test_draws_follow_the_probabilities_and_never_take_a_zero():
@@ -24,3 +26,24 @@ def test_the_generator_fixes_the_draws():
     a = categorical(probs, torch.Generator().manual_seed(3))
     b = categorical(probs, torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+def test_weights_draw_what_the_softmax_draws_and_keep_exp_in_its_normal_range():
+    """Logits spread far wider than exp's normal range (a trained mixture's are, by hundreds): every draw
+    from ``weights`` is the draw from the softmax at the same uniform number, the weights are the softmax's
+    up to one factor per row where that is above the floor, and none is below the floor."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(4096, 33, generator=g) * 150
+    logits[:7, 5:] = float("-inf")  # rows with impossible components too
+    w = weights(logits)
+    assert (w > 0).all() and torch.all(w.amax(-1) == 1)
+    assert torch.all(w >= math.exp(EXP_FLOOR) * 0.999)  # the floor (exp(-87) relative to the largest)
+    soft = logits.softmax(-1)
+    above = soft > math.exp(EXP_FLOOR + 1)
+    ratio = soft / w
+    row = ratio.masked_fill(~above, float("nan")).nanmean(-1, keepdim=True)
+    assert torch.allclose(ratio[above], row.expand_as(ratio)[above], rtol=1e-4)
+    for seed in range(5):
+        u = torch.rand(4096, generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(categorical(w, uniform=u), categorical(soft, uniform=u))
+    assert (categorical(w[:7], uniform=torch.rand(7, generator=g)) < 5).all()

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gridmarl_wm.model.sampling import categorical
+from gridmarl_wm.model.sampling import categorical, weights
 
 N_CHANNELS = 5
 N_ACTIONS = 5
@@ -539,6 +539,12 @@ class MixtureDecoder(nn.Module):
             rows = cells.new_empty(C + N_CHANNELS - 1, B, V) if rows is None else rows
             rows[:C] = cells.permute(2, 0, 1)
         planes = ctx.new_empty(B, N_CHANNELS, V)
+        # a count of 1 (two count classes) has probability sigmoid(l1 - l0): drawn where logit(u) < l1 - l0,
+        # every draw's logit taken here at once; a sigmoid per channel would take an exp per cell, which a
+        # CPU computes slowly where the logits leave exp's normal range
+        cut = None
+        if temperature != 0 and 2 in self.levels:
+            cut = torch.logit(uniforms, out=scratch("cut", tuple(uniforms.shape), uniforms))
         for c, L in enumerate(self.levels):
             # channel c's inputs: the features' part and what the planes before it add (eager, added in
             # place: a product into the context's strided rows copies nothing first; not where a compiled
@@ -574,15 +580,12 @@ class MixtureDecoder(nn.Module):
                 # one uniform draw per component pick and per cell, then inverse CDFs (cheaper than
                 # torch.multinomial, which draws exponentials)
                 at = c * (V + 1)
-                # (categorical takes weights that need not sum to 1: compiled, the exponentials are one
-                # fused pass without the division; eager, softmax is one kernel where they would be three)
-                weights = (mix - mix.amax(-1, keepdim=True)).exp() if _compiling() else mix.softmax(-1)
-                k = categorical(weights, uniform=uniforms[:, at])
-                u = uniforms[:, at + 1 : at + 1 + V].to(x.dtype)
-                if L == 2:  # P(count 1) = sigmoid(l1 - l0)
-                    planes[:, c] = u < (logits + offset[k]).sigmoid()
+                k = categorical(weights(mix), uniform=uniforms[:, at])
+                if L == 2:  # P(count 1) = sigmoid(l1 - l0): where the draw's logit is below l1 - l0
+                    planes[:, c] = cut[:, at + 1 : at + 1 + V] < logits + offset[k]
                 else:  # inverse CDF per cell, never a p = 0 count
-                    planes[:, c] = categorical((logits.view(B, V, L) + offset[k]).softmax(-1), uniform=u)
+                    u = uniforms[:, at + 1 : at + 1 + V].to(x.dtype)
+                    planes[:, c] = categorical(weights(logits.view(B, V, L) + offset[k]), uniform=u)
             if S and c < N_CHANNELS - 1:
                 rows[C + c] = planes[:, c]
         return planes.view(B, *self.shape).float()

@@ -4,6 +4,21 @@ from __future__ import annotations
 
 import torch
 
+# exp(x) below this underflows float32's normal range; on a CPU the vectorised exp (and softmax, sigmoid)
+# takes a slow path there, tens of times slower than elsewhere
+EXP_FLOOR = -87.0
+
+
+def weights(logits: torch.Tensor) -> torch.Tensor:
+    """(..., K) unnormalised probabilities exp(logits - max) along the last axis, for :func:`categorical`,
+    each at least exp(:data:`EXP_FLOOR`) (about 1.6e-38) times the largest.
+
+    A weight at the floor is one no draw can reach (its share of the row's cumulative sum is far below a
+    uniform draw's resolution, 2^-24), so the draws are those of ``logits.softmax(-1)``; the floor keeps
+    exp off its slow path, which a softmax over logits spread wider than 87 takes (on a CPU, a mixture's
+    logits made the softmax about four times slower)."""
+    return (logits - logits.amax(-1, keepdim=True)).clamp_(min=EXP_FLOOR).exp_()
+
 
 def categorical(
     probs: torch.Tensor, generator: torch.Generator | None = None, uniform: torch.Tensor | None = None

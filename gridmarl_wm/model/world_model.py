@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gridmarl_wm.model.mixture_decoder import build_mixture_decoder, build_trunk, check_config
-from gridmarl_wm.model.sampling import categorical
+from gridmarl_wm.model.sampling import categorical, weights
 from gridmarl_wm.model.tokens import N_CHANNELS, LearnedStructure, TokenLayout
 
 N_ACTIONS = 5
@@ -663,8 +663,11 @@ class WorldModel(nn.Module):
         if temperature == 0:
             r_idx = pred.reward_logits.argmax(-1)
         else:
-            probs = (pred.reward_logits / temperature).softmax(-1)
-            r_idx = categorical(probs, generator, None if uniforms is None else uniforms[:, 0])
+            r_idx = categorical(
+                weights(pred.reward_logits / temperature),
+                generator,
+                None if uniforms is None else uniforms[:, 0],
+            )
         return nxt, self.reward_table[r_idx]
 
     @property
@@ -684,11 +687,16 @@ class WorldModel(nn.Module):
     @torch.no_grad()
     def opponent_probs(self, obs, agent=None) -> torch.Tensor:
         """(B, n_agents - 1, 5) the others' action distribution at ``obs``."""
+        return self.opponent_logits(obs, agent).softmax(-1)
+
+    @torch.no_grad()
+    def opponent_logits(self, obs, agent=None) -> torch.Tensor:
+        """(B, n_agents - 1, 5) the logits of :meth:`opponent_probs` (what a sampler draws from)."""
         if self.cfg.agent_id and agent is None:
             raise ValueError("this model's opponent head takes the observer's player index: pass agent=")
         obs = self._tensor(obs, torch.float32)
         a = None if agent is None else self._tensor(agent, torch.long)
-        return self.observation_heads(obs, a, value=False)[1].softmax(-1)
+        return self.observation_heads(obs, a, value=False)[1]
 
     @torch.no_grad()
     def value(self, obs) -> torch.Tensor:

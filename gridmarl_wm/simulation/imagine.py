@@ -22,7 +22,7 @@ from gridmarl.config import N_ACTIONS, check_action
 from gridmarl.frames import RENDER_FPS, RENDER_MODES, FrameRenderer
 from gridmarl.gym_env import observation_space
 from gridmarl.opponents import BUILTIN_POLICIES, DEFAULT_SWITCH_POOL, Opponents
-from gridmarl_wm.model.sampling import categorical
+from gridmarl_wm.model.sampling import categorical, weights
 
 # An opponent of the batched simulator: the ego's observations (B, 5, h, w) -> others' actions (B, n - 1).
 TensorOpponent = Callable[[torch.Tensor], torch.Tensor]
@@ -111,7 +111,8 @@ class ImaginedSimulator:
     """A batch of imagined games stepped by a world model; tensors on the model's device.
 
     Args:
-        model: a :class:`~gridmarl_wm.WorldModel` (or anything with its ``sample``/``opponent_probs``).
+        model: a :class:`~gridmarl_wm.WorldModel` (or anything with its ``sample`` and ``opponent_probs``;
+            the others' actions are drawn from its ``opponent_logits`` where it has them).
         opponent: ``"model"`` samples the others' actions from the model's opponent head; a callable maps
             the ego's observations (B, 5, h, w) to the others' actions (B, n_agents - 1).
         temperature: of the next-observation, reward and opponent samples; 0 takes the most likely ones.
@@ -188,7 +189,12 @@ class ImaginedSimulator:
                 "give the others' actions, or their policy as a callable obs -> actions"
             )
         agent = torch.full((obs.shape[0],), self.agent, device=obs.device) if self._agent_id else None
-        probs = self.model.opponent_probs(obs, agent=agent)  # (B, n - 1, 5)
+        if hasattr(self.model, "opponent_logits"):  # drawn from the logits: no softmax, whose rows are short
+            logits = self.model.opponent_logits(obs, agent=agent)  # (B, n - 1, 5)
+            if self.temperature == 0:
+                return logits.argmax(-1)
+            return categorical(weights(logits / self.temperature), self.generator, uniforms)
+        probs = self.model.opponent_probs(obs, agent=agent)
         if self.temperature == 0:
             return probs.argmax(-1)
         if self.temperature != 1:
@@ -204,38 +210,51 @@ class ImaginedSimulator:
         limit = self.max_batch
         if limit is None and torch.device(self.model.device).type == "cpu":
             limit = CPU_COMPILED_MAX_BATCH if self.compile else CPU_MAX_BATCH
+        if other_actions is None and callable(self.opponent):
+            # a policy of its own: run as the caller runs it (outside the model's graph and inference mode)
+            other_actions = self.opponent_actions(obs)
         uniforms = None
-        if self._draws is not None:  # every game's numbers in one block, before any slicing
-            if other_actions is None and callable(self.opponent):  # a policy of its own, outside the graph
-                other_actions = self.opponent_actions(obs)
-            if self.temperature != 0:
-                n = self._draws + (self._n_others if other_actions is None else 0)
-                uniforms = torch.rand((obs.shape[0], n), generator=self.generator, device=obs.device)
+        if self._draws is not None and self.temperature != 0:  # every game's numbers in one block
+            n = self._draws + (self._n_others if other_actions is None else 0)
+            uniforms = torch.rand((obs.shape[0], n), generator=self.generator, device=obs.device)
         if limit is None or obs.shape[0] <= limit:
-            return self._step(obs, actions, other_actions, uniforms)
-        parts = [
-            self._step(
-                *(None if x is None else x[i : i + limit] for x in (obs, actions, other_actions, uniforms))
-            )
-            for i in range(0, obs.shape[0], limit)
-        ]
-        return tuple(torch.cat(p) for p in zip(*parts, strict=True))
+            out = self._step(obs, actions, other_actions, uniforms)
+        else:
+            parts = [
+                self._step(
+                    *(
+                        None if x is None else x[i : i + limit]
+                        for x in (obs, actions, other_actions, uniforms)
+                    )
+                )
+                for i in range(0, obs.shape[0], limit)
+            ]
+            out = tuple(torch.cat(p) for p in zip(*parts, strict=True))
+        # what the caller gets are ordinary tensors (an inference tensor can be neither saved for backward nor
+        # changed in place outside inference mode)
+        return tuple(t.clone() if t.is_inference() else t for t in out)
 
     def _step(self, obs, actions, other_actions, uniforms):
+        """One slice's step. The model runs in inference mode, whose operations skip autograd's bookkeeping
+        (version counters, views' records): on a CPU about a twentieth of a step at batch 768."""
         if self._draws is None:  # a model that draws its own numbers
-            if other_actions is None:
-                other_actions = self.opponent_actions(obs)
-            nxt, reward = self.model.sample(
-                obs, actions, other_actions, generator=self.generator, temperature=self.temperature
-            )
+            with torch.inference_mode():
+                if other_actions is None:  # from the model's opponent head
+                    other_actions = self.opponent_actions(obs)
+                nxt, reward = self.model.sample(
+                    obs, actions, other_actions, generator=self.generator, temperature=self.temperature
+                )
             return nxt, reward, other_actions
         if self.compile:
             # contiguous tensors that are not views (compiled code guards on a view's base and on strides):
-            # slices of a batch and columns of a planner's sequences then compile nothing new
+            # slices of a batch and columns of a planner's sequences then compile nothing new (made here,
+            # outside inference mode: a copy made inside it would be an inference tensor, which compiled code
+            # tells apart from an ordinary one)
             obs, actions = obs.contiguous().detach(), actions.contiguous().detach()
             other_actions = None if other_actions is None else other_actions.contiguous().detach()
             uniforms = None if uniforms is None else uniforms.contiguous().detach()
-        return self._from_uniforms(obs, actions, other_actions, uniforms)
+        with torch.inference_mode():
+            return self._from_uniforms(obs, actions, other_actions, uniforms)
 
     def _step_from_uniforms(self, obs, actions, other_actions, uniforms):
         """A step as a function of its inputs: the others' actions from the opponent head (unless given)
