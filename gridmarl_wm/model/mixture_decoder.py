@@ -432,9 +432,16 @@ class MixtureDecoder(nn.Module):
             sub = None if cells is None else cells[..., : self.cell_inputs + c]
             mix = self._mixture_logits(c, rest, g, sub)  # (B, K)
             log_mix = mix.log_softmax(-1)
-            logits = self.base[c](g).view(B, 1, V, L) + self.offset[c] * OFFSET_GAIN  # (B, K, V, L)
-            y = counts[:, c].clamp(0, L - 1)[:, None, :, None].expand(B, K, V, 1)
-            per_cell = logits.log_softmax(-1).gather(3, y).squeeze(3).sum(-1)  # (B, K)
+            if L == 2:  # log P(count) = -softplus(+-(l1 - l0)): no (B, K, V, 2) tensor and no log_softmax
+                # over pairs (a slow kernel on a CPU: most of a training step's time)
+                base, offset = self.base[c](g).view(B, V, 2), self.offset[c] * OFFSET_GAIN
+                diff = (base[..., 1] - base[..., 0])[:, None] + (offset[..., 1] - offset[..., 0])  # (B, K, V)
+                sign = 1 - 2 * counts[:, c].clamp(0, 1)[:, None].to(diff.dtype)  # +1 for count 0, -1 for 1
+                per_cell = -F.softplus(sign * diff).sum(-1)  # (B, K)
+            else:
+                logits = self.base[c](g).view(B, 1, V, L) + self.offset[c] * OFFSET_GAIN  # (B, K, V, L)
+                y = counts[:, c].clamp(0, L - 1)[:, None, :, None].expand(B, K, V, 1)
+                per_cell = logits.log_softmax(-1).gather(3, y).squeeze(3).sum(-1)  # (B, K)
             terms.append(torch.logsumexp(log_mix + per_cell, dim=-1))
             if alone:
                 alone_terms.append(torch.logsumexp(mix[:, own:].log_softmax(-1) + per_cell[:, own:], dim=-1))
