@@ -37,7 +37,7 @@ def test_weights_draw_what_the_softmax_draws_and_keep_exp_in_its_normal_range():
     logits[:7, 5:] = float("-inf")  # rows with impossible components too
     w = weights(logits)
     assert (w > 0).all() and torch.all(w.amax(-1) == 1)
-    assert torch.all(w >= math.exp(EXP_FLOOR) * 0.999)  # the floor (exp(-87) relative to the largest)
+    assert torch.all(w >= math.exp(EXP_FLOOR) * 0.999)  # the floor (exp(EXP_FLOOR) relative to the largest)
     soft = logits.softmax(-1)
     above = soft > math.exp(EXP_FLOOR + 1)
     ratio = soft / w
