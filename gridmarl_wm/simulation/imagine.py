@@ -189,17 +189,13 @@ class ImaginedSimulator:
                 "give the others' actions, or their policy as a callable obs -> actions"
             )
         agent = torch.full((obs.shape[0],), self.agent, device=obs.device) if self._agent_id else None
-        if hasattr(self.model, "opponent_logits"):  # drawn from the logits: no softmax, whose rows are short
+        if hasattr(self.model, "opponent_logits"):  # the logits themselves: no softmax, slow on short rows
             logits = self.model.opponent_logits(obs, agent=agent)  # (B, n - 1, 5)
-            if self.temperature == 0:
-                return logits.argmax(-1)
-            return categorical(weights(logits / self.temperature), self.generator, uniforms)
-        probs = self.model.opponent_probs(obs, agent=agent)
+        else:  # a model that gives probabilities only
+            logits = self.model.opponent_probs(obs, agent=agent).clamp_min(1e-30).log()
         if self.temperature == 0:
-            return probs.argmax(-1)
-        if self.temperature != 1:
-            probs = (probs.clamp_min(1e-30).log() / self.temperature).softmax(-1)
-        return categorical(probs, self.generator, uniforms)
+            return logits.argmax(-1)
+        return categorical(weights(logits / self.temperature), self.generator, uniforms)
 
     @torch.no_grad()
     def step(
