@@ -240,6 +240,15 @@ def test_scratch_buffers_hold_intermediates_only_and_belong_to_one_thread():
         first = md.scratch("test", (4, 3), like)
         assert first.shape == (4, 3)
         assert md.scratch("test", (2, 3), like).data_ptr() == first.data_ptr()  # the same memory again
+        assert md.scratch("test", (4, 3), like) is first  # the view itself, handed out again
+        larger = md.scratch("test", (5, 3), like)  # more than the buffer holds: a new one
+        again = md.scratch("test", (4, 3), like)
+        assert again.data_ptr() == larger.data_ptr() and again.shape == (4, 3)
+        for n in range(md.MAX_SCRATCH_VIEWS + 2):  # many shapes: the record of views stays bounded
+            assert md.scratch("test", (1, n % 5 + 1), like).shape == (1, n % 5 + 1)
+            md.scratch(f"test-{n}", (1,), like)
+        assert len(md._scratch.views) <= md.MAX_SCRATCH_VIEWS
+        first = md.scratch("test", (4, 3), like)
         other = []
 
         def in_another_thread():

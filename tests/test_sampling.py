@@ -47,3 +47,5 @@ def test_weights_draw_what_the_softmax_draws_and_keep_exp_in_its_normal_range():
         u = torch.rand(4096, generator=torch.Generator().manual_seed(seed))
         assert torch.equal(categorical(w, uniform=u), categorical(soft, uniform=u))
     assert (categorical(w[:7], uniform=torch.rand(7, generator=g)) < 5).all()
+    written = logits.clone()  # in place: the same weights, written over the logits
+    assert weights(written, in_place=True) is written and torch.equal(written, w)

@@ -76,6 +76,7 @@ def built_from_parameters(module: nn.Module, build: Callable[[], Any], *extra: A
 
 
 _scratch = threading.local()
+MAX_SCRATCH_VIEWS = 256  # views of the buffers kept per thread, one per name and shape asked for
 
 
 def scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
@@ -97,13 +98,22 @@ def scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tens
         or getattr(_scratch, "off", False)
     ):
         return None
-    pool = _scratch.__dict__.setdefault("pool", {})
+    views = _scratch.__dict__.setdefault("views", {})
     key = (name, like.dtype, torch.is_inference_mode_enabled())
+    view = views.get((key, shape))
+    if view is not None:  # the view handed out before (slicing one again costs as much as the checks above)
+        return view
+    pool = _scratch.__dict__.setdefault("pool", {})
     n = math.prod(shape)
     buf = pool.get(key)
-    if buf is None or buf.numel() < n:
+    if buf is None or buf.numel() < n:  # a larger buffer: the views of the old one go with it
         buf = pool[key] = torch.empty(n, dtype=like.dtype)
-    return buf[:n].view(shape)
+        for old in [k for k in views if k[0] == key]:
+            del views[old]
+    if len(views) >= MAX_SCRATCH_VIEWS:  # batches of many sizes: start the record again
+        views.clear()
+    view = views[key, shape] = buf[:n].view(shape)
+    return view
 
 
 def _cpu_autocast() -> bool:
@@ -562,8 +572,9 @@ class MixtureDecoder(nn.Module):
                 x = torch.addmm(x, planes[:, :c].flatten(1), incoming)
             elif c:
                 x.addmm_(planes[:, :c].flatten(1), incoming)
-            out = torch.addmm(tables["head_b"][c], x[:, :h].relu(), tables["head_w"][c])
-            mix = out[:, :K] + x[:, h : h + K]
+            # the hidden layer rectified where it lies (the context's rows are not read again), eagerly
+            hidden = x[:, :h].relu() if _compiling() else x[:, :h].relu_()
+            out = torch.addmm(tables["head_b"][c], hidden, tables["head_w"][c])
             if S:
                 # units = relu(score_in(cell) + score_ctx(hidden layer)), (S, B, V): one product over every
                 # cell of every game, then the context added in place; the scores, one more product
@@ -573,7 +584,16 @@ class MixtureDecoder(nn.Module):
                 ).view(S, B, V)
                 units = units.add_(out[:, K : K + S].t()[:, :, None]).relu_()
                 score = torch.mm(tables["score_out"][c], units.view(S, B * V)).view(B, V)
-                mix = self._with_score(mix, score + tables["score_bias"][c])
+                mix = scratch("mixture", (B, V + K), score)
+                if mix is None:
+                    mix = self._with_score(out[:, :K] + x[:, h : h + K], score + tables["score_bias"][c])
+                else:  # the same logits written into a reused buffer: the scores, then the features' part
+                    n = self.n_scored
+                    torch.add(score, tables["score_bias"][c], out=mix[:, :V])
+                    torch.add(out[:, :K], x[:, h : h + K], out=mix[:, V:])
+                    mix[:, V : V + n] += mix[:, :n]
+            else:
+                mix = out[:, :K] + x[:, h : h + K]
             logits, offset = out[:, K + S :], tables["offset"][c]
             if temperature == 0:
                 k = mix.argmax(-1)
@@ -587,9 +607,14 @@ class MixtureDecoder(nn.Module):
                 # one uniform draw per component pick and per cell, then inverse CDFs (cheaper than
                 # torch.multinomial, which draws exponentials)
                 at = c * (V + 1)
-                k = categorical(weights(mix), uniform=uniforms[:, at])
+                k = categorical(weights(mix, in_place=True), uniform=uniforms[:, at])
                 if L == 2:  # P(count 1) = sigmoid(l1 - l0): where the draw's logit is below l1 - l0
-                    planes[:, c] = cut[:, at + 1 : at + 1 + V] < logits + offset[k]
+                    shift = torch.index_select(offset, 0, k, out=scratch("shift", (B, V), offset))
+                    shift = shift.add_(logits)
+                    if _compiling():  # a graph takes no out= into a strided view
+                        planes[:, c] = cut[:, at + 1 : at + 1 + V] < shift
+                    else:  # written as 0 and 1 where they go (a bool tensor and a copy cost three times more)
+                        torch.lt(cut[:, at + 1 : at + 1 + V], shift, out=planes[:, c])
                 else:  # inverse CDF per cell, never a p = 0 count
                     u = uniforms[:, at + 1 : at + 1 + V].to(x.dtype)
                     planes[:, c] = categorical(weights(logits.view(B, V, L) + offset[k]), uniform=u)

@@ -9,15 +9,16 @@ import torch
 EXP_FLOOR = -80.0
 
 
-def weights(logits: torch.Tensor) -> torch.Tensor:
+def weights(logits: torch.Tensor, in_place: bool = False) -> torch.Tensor:
     """(..., K) unnormalised probabilities exp(logits - max) along the last axis, for :func:`categorical`,
     each at least exp(:data:`EXP_FLOOR`) (about 1.8e-35) times the largest.
 
     A weight at the floor is one no draw can reach (its share of the row's cumulative sum is far below a
     uniform draw's resolution, 2^-24), so the draws are those of ``logits.softmax(-1)``; the floor keeps
     exp off its slow path, which a softmax over logits spread wider than about 85 takes (on a CPU, a mixture's
-    logits made the softmax about four times slower)."""
-    return (logits - logits.amax(-1, keepdim=True)).clamp_(min=EXP_FLOOR).exp_()
+    logits made the softmax about four times slower). ``in_place`` writes them over ``logits``."""
+    top = logits.amax(-1, keepdim=True)
+    return (logits.sub_(top) if in_place else logits - top).clamp_(min=EXP_FLOOR).exp_()
 
 
 def categorical(
