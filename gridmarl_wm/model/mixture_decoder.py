@@ -572,7 +572,7 @@ class MixtureDecoder(nn.Module):
                 x = torch.addmm(x, planes[:, :c].flatten(1), incoming)
             elif c:
                 x.addmm_(planes[:, :c].flatten(1), incoming)
-            # the hidden layer rectified where it lies (the context's rows are not read again), eagerly
+            # the hidden layer rectified where it lies, eagerly (nothing reads that part of the context again)
             hidden = x[:, :h].relu() if _compiling() else x[:, :h].relu_()
             out = torch.addmm(tables["head_b"][c], hidden, tables["head_w"][c])
             if S:
@@ -613,7 +613,7 @@ class MixtureDecoder(nn.Module):
                     shift = shift.add_(logits)
                     if _compiling():  # a graph takes no out= into a strided view
                         planes[:, c] = cut[:, at + 1 : at + 1 + V] < shift
-                    else:  # written as 0 and 1 where they go (a bool tensor and a copy cost three times more)
+                    else:  # written as 0 and 1 where they go (a bool tensor and its copy take 3-4 times as long)
                         torch.lt(cut[:, at + 1 : at + 1 + V], shift, out=planes[:, c])
                 else:  # inverse CDF per cell, never a p = 0 count
                     u = uniforms[:, at + 1 : at + 1 + V].to(x.dtype)
