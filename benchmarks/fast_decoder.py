@@ -7,6 +7,7 @@ on each model.
     python benchmarks/fast_decoder.py train --decoder mixture --steps 3000 --out runs/fast
     python benchmarks/fast_decoder.py train --decoder mixture-no-scorer --steps 3000 --out runs/fast
     python benchmarks/fast_decoder.py train --decoder mixture-narrow --steps 3000 --out runs/fast
+    python benchmarks/fast_decoder.py train --decoder mixture-narrow-scorer8 --steps 3000 --out runs/fast
     python benchmarks/fast_decoder.py speed --out runs/fast          # every checkpoint, and the scaling
     python benchmarks/fast_decoder.py planners --out runs/fast       # decisions/s (round-robin) and the gap
     python benchmarks/fast_decoder.py gap --out runs/fast            # the gap on 200 paired games
@@ -63,6 +64,13 @@ DECODERS = {
         "trunk": "mlp",
         "fusion": "film",
         "mixture_scorer": 16,
+        "d_model": 64,
+    },
+    "mixture-narrow-scorer8": {  # mixture-narrow with a cell scorer of 8 units instead of 16
+        "decoder": "mixture",
+        "trunk": "mlp",
+        "fusion": "film",
+        "mixture_scorer": 8,
         "d_model": 64,
     },
     "mixture-small": {  # mixture-narrow with half its trunk's hidden units and half the per-channel layers
