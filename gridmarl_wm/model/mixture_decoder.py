@@ -89,6 +89,9 @@ def scratch(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tens
     step. The few largest intermediates of a step are therefore written into buffers kept per thread (each
     the size of the largest request so far; ``ImaginedSimulator`` slices batches on a CPU, which bounds it).
     A buffer holds intermediates only, never what a call returns: the next call with ``name`` overwrites it.
+    The same view object is handed out again for the same ``name`` and ``shape`` (making it costs as much as
+    the checks), so a caller fills it in place and never changes its shape or strides (an ``out=`` of another
+    shape would resize it for every later call).
     """
     if (
         like.device.type != "cpu"
