@@ -11,8 +11,9 @@ head, then a sampled next observation and reward. The model is a trained checkpo
 trained here for ``--train-steps`` steps on random play; with ``--untrained`` a default-sized untrained model
 is timed instead, and every figure says so (its samples are not the trained model's: how many objects a
 sampled observation holds changes the decoder's work). ``--amp both`` times fp32 and bf16 autocast in the
-same run; ``--compile`` adds rows for the step and the planners through ``torch.compile`` (compiled before
-the timed rounds; the note gives the first steps' time, compiling included). Figures are medians of
+same run (the compiled rows too); ``--compile`` adds rows for the step and the planners through
+``torch.compile`` (compiled before the timed rounds; the note gives the first steps' time, compiling
+included). Figures are medians of
 ``--repeats`` rounds, each timing every batch and the real env in turn (``benchmarks/timing.py``), and of
 ``--planner-rounds`` rounds, each playing every planner's games on every simulator in turn.
 ``--retain-memory`` times every row twice in each round: under glibc's starting malloc thresholds, then
@@ -127,9 +128,14 @@ def main() -> None:
         first = time.perf_counter() - start
         compiled_note = f"; torch.compile took {first:.1f} s over the first two steps (compiling)"
         print(f"first two compiled steps: {first:.1f} s", flush=True)
-        for B in args.batches:
-            name = f"imagined, batch {B:,}, torch.compile{label}"
-            runs[name] = imagined_run(model, game, B, args.steps, args.device, compile=True)
+        for B, precision in [(B, prec) for prec in precisions for B in args.batches]:
+            amp = "bf16" if precision == "bf16" else "none"
+            name = (
+                f"imagined, batch {B:,}, torch.compile"
+                + (" (bf16 autocast)" if amp == "bf16" else "")
+                + label
+            )
+            runs[name] = imagined_run(model, game, B, args.steps, args.device, amp, compile=True)
     N = 4096
     runs[f"real vector env, N={N:,}, random opponents (numpy, CPU)"] = real_run({}, N)
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import torch
 
-from gridmarl_wm.model.sampling import EXP_FLOOR, categorical, weights
+from gridmarl_wm.model.sampling import EXP_FLOOR, _inverse_cdf_by_columns, categorical, weights
 
 
 def test_draws_follow_the_probabilities_and_never_take_a_zero():
@@ -19,6 +19,19 @@ def test_draws_follow_the_probabilities_and_never_take_a_zero():
     assert counts[[0, 2, 5]].sum() == 0 and (draws[1] == 5).all()
     expected = np.array([0.2, 0.5, 0.3]) * N
     assert np.all(np.abs(counts[[1, 3, 4]] - expected) < 5 * np.sqrt(expected))
+
+
+def test_the_gpu_form_of_the_draw_is_the_cpu_form():
+    """On a GPU the draw runs with the categories as the first axis (``_inverse_cdf_by_columns``); on a CPU
+    both forms sum in the same order, so they must draw the same index from the same uniform number, on
+    rows with zeros, rows of one category and 3-D batches (the decoder's cells), and at draws of 0."""
+    g = torch.Generator().manual_seed(0)
+    for shape in [(5000, 7), (300, 16, 3), (64, 1)]:
+        probs = torch.rand(shape, generator=g) * (torch.rand(shape, generator=g) > 0.3)
+        probs[..., 0] += (probs.sum(-1) == 0).float()  # no row of zeros only
+        u = torch.rand(shape[:-1], generator=g)
+        u.view(-1)[:3] = 0.0  # the largest target: the last category with weight
+        assert torch.equal(_inverse_cdf_by_columns(probs, u), categorical(probs, uniform=u))
 
 
 def test_the_generator_fixes_the_draws():
