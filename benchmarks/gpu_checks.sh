@@ -18,7 +18,8 @@
 # from wheels in .whl, fetched beforehand where pip reaches its index:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp -d .whl \
 #       gymnasium==1.4.0 pettingzoo==1.27.0 farama-notifications==0.0.6
-# A copy of the checkout without git names its commit in GRIDMARL_CODE_VERSION (the record says so).
+# A copy of the checkout names its commit in GRIDMARL_CODE_VERSION (the record says so, and what git reads
+# in the copy, if anything: a copied tree may carry an older commit's git state).
 # A check that fails does not stop the ones after it (a GPU is lent for minutes); the script then exits 1
 # and names the checks that failed.
 set -euo pipefail

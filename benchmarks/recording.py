@@ -38,8 +38,10 @@ def cores() -> int:
 
 def code_version() -> str:
     """The git commit of the working tree, with ``+changes`` when its tracked code (the packages or a
-    benchmark script) differs from that commit. A copy of the tree without git (a checkout copied to
-    another machine) takes the commit from ``GRIDMARL_CODE_VERSION``, and says so."""
+    benchmark script) differs from that commit. A copy of the tree on another machine names its commit in
+    ``GRIDMARL_CODE_VERSION``: that commit is the one given, and the version says so (and what git reads
+    there, if anything: a copy may carry an older commit's git state beside newer files)."""
+    given = os.environ.get("GRIDMARL_CODE_VERSION", "").strip()
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
@@ -53,11 +55,13 @@ def code_version() -> str:
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        given = os.environ.get("GRIDMARL_CODE_VERSION", "").strip()
         if given:
             return f"{given} (not a git checkout: the commit given by GRIDMARL_CODE_VERSION)"
         return "unknown (not a git checkout)"
-    return commit + (" +changes" if dirty else "")
+    here = commit + (" +changes" if dirty else "")
+    if given:
+        return f"{given} (the commit given by GRIDMARL_CODE_VERSION; git here reads {here})"
+    return here
 
 
 def machine() -> str:

@@ -88,6 +88,7 @@ def test_an_edited_benchmark_script_counts_as_changed_code(tmp_path, monkeypatch
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
 
+    monkeypatch.delenv("GRIDMARL_CODE_VERSION", raising=False)
     (tmp_path / "benchmarks").mkdir()
     (tmp_path / "benchmarks" / "speed.py").write_text("N = 1\n")
     (tmp_path / "benchmarks" / "RESULTS.md").write_text("# Benchmark results\n")
@@ -102,6 +103,11 @@ def test_an_edited_benchmark_script_counts_as_changed_code(tmp_path, monkeypatch
     assert not recording.code_version().endswith("+changes")
     (tmp_path / "benchmarks" / "speed.py").write_text("N = 2\n")
     assert recording.code_version().endswith(" +changes")
+    # a copy whose git state is older than its files names the commit it was given, and what git reads
+    monkeypatch.setenv("GRIDMARL_CODE_VERSION", "fedcba9876")
+    here = recording.code_version()
+    assert here.startswith("fedcba9876 (the commit given by GRIDMARL_CODE_VERSION; git here reads ")
+    assert here.endswith(" +changes)")
 
 
 def test_a_copy_without_git_takes_its_commit_from_the_environment_and_says_so(tmp_path, monkeypatch):
