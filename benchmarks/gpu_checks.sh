@@ -7,11 +7,12 @@
 #
 #   bash benchmarks/gpu_checks.sh MODEL OUT
 #
-# MODEL: a trained checkpoint, e.g. the one
-#   python benchmarks/fast_decoder.py train --decoder mixture-narrow --steps 6000 --sample-states 4000 \
-#       --name mixture-narrow-6000 --out runs/fast
-# writes (runs/fast/mixture-narrow-6000/checkpoint.pt). OUT: a folder for the two logs and a copy of the
-# RESULTS.md the run wrote; take its block into a checkout with
+# MODEL: a trained checkpoint, e.g. the one that the CPU record times, which
+#   python benchmarks/fast_decoder.py train --decoder mixture-narrow-scorer8 --steps 6000 \
+#       --sample-states 4000 --name mixture-narrow-scorer8-6000 --out runs/fast
+# writes (runs/fast/mixture-narrow-scorer8-6000/checkpoint.pt, about 4 minutes on 2 cores). OUT: a folder for
+# the logs (gpu.txt, tests.log, no_sync.log, throughput.log) and a copy of the RESULTS.md the run wrote; take
+# its block into a checkout with
 #   python benchmarks/recording.py --take OUT/RESULTS.md imagined_throughput_cuda
 #
 # A Python there without gridmarl's own dependencies (torch, numpy, matplotlib and tqdm assumed) gets them
@@ -38,7 +39,7 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 "$py" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name())"
 nvidia-smi --query-gpu=name,memory.used,memory.total,utilization.gpu --format=csv 2>&1 | tee "$out/gpu.txt" || true
 failed=()
-"$py" -m pytest -q -p no:cacheprovider tests/test_fast_decoder.py -k gpu 2>&1 | tee "$out/tests.log" \
+"$py" -m pytest -q -p no:cacheprovider tests/test_fast_decoder.py tests/test_sampling.py -k gpu 2>&1 | tee "$out/tests.log" \
     || failed+=("the CUDA tests ($out/tests.log)")
 "$py" benchmarks/check_no_sync.py 2>&1 | tee "$out/no_sync.log" || failed+=("check_no_sync.py ($out/no_sync.log)")
 "$py" benchmarks/imagined_throughput.py --model "$model" --device cuda --batches 4096 65536 262144 1048576 \

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from gridmarl_wm.model.sampling import EXP_FLOOR, _inverse_cdf_by_columns, categorical, weights
@@ -32,6 +33,35 @@ def test_the_gpu_form_of_the_draw_is_the_cpu_form():
         u = torch.rand(shape[:-1], generator=g)
         u.view(-1)[:3] = 0.0  # the largest target: the last category with weight
         assert torch.equal(_inverse_cdf_by_columns(probs, u), categorical(probs, uniform=u))
+
+
+def test_a_draw_keeps_float32_precision_when_the_weights_are_bfloat16():
+    """Under bf16 autocast the weights come as bfloat16; the draw must not (8 bits would round every u above
+    1 - 2^-9 to 1, a target of 0, and so draw the first index even where its weight is 0)."""
+    probs = torch.tensor([[0.0, 1.0, 1.0]] * 4, dtype=torch.bfloat16)
+    u = torch.tensor([0.9981, 0.999, 0.9999, 0.2])
+    assert torch.equal(categorical(probs, uniform=u), torch.tensor([1, 1, 1, 2]))
+    assert torch.equal(_inverse_cdf_by_columns(probs, u.float()), torch.tensor([1, 1, 1, 2]))
+    drawn = categorical(probs[:1].expand(20_000, 3), torch.Generator().manual_seed(0))
+    assert (drawn > 0).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_draw_on_a_gpu_is_the_cpu_draw_and_keeps_its_precision_under_bf16_autocast():
+    g = torch.Generator().manual_seed(1)
+    probs = torch.rand(4096, 9, generator=g) * (torch.rand(4096, 9, generator=g) > 0.4)
+    probs[:, 0] = 0.0
+    probs[:, 1] += (probs.sum(-1) == 0).float()
+    u = torch.rand(4096, generator=g)
+    u[:64] = 1.0 - 2.0**-12  # above bfloat16's last step below 1
+    on_cpu = categorical(probs, uniform=u)
+    on_gpu = categorical(probs.cuda(), uniform=u.cuda()).cpu()
+    assert (on_gpu > 0).all() and (on_gpu != on_cpu).float().mean() < 1e-3  # rounding of the sums aside
+    with torch.autocast("cuda", dtype=torch.bfloat16):  # bfloat16 weights, as a bf16 model's logits give
+        w = weights(torch.log(probs.cuda()).to(torch.bfloat16))
+        assert w.dtype == torch.bfloat16
+        drawn = categorical(w, uniform=u.cuda()).cpu()
+    assert (drawn > 0).all()  # index 0's weight is at the floor, exp(-80) of the largest: never drawn
 
 
 def test_the_generator_fixes_the_draws():

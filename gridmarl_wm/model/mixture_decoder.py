@@ -619,7 +619,7 @@ class MixtureDecoder(nn.Module):
                     else:  # written as 0 and 1 where they go (a bool tensor and its copy take 3-4 times as long)
                         torch.lt(cut[:, at + 1 : at + 1 + V], shift, out=planes[:, c])
                 else:  # inverse CDF per cell, never a p = 0 count
-                    u = uniforms[:, at + 1 : at + 1 + V].to(x.dtype)
+                    u = uniforms[:, at + 1 : at + 1 + V]  # categorical keeps the draw in float32 at least
                     planes[:, c] = categorical(weights(logits.view(B, V, L) + offset[k]), uniform=u)
             if S and c < N_CHANNELS - 1:
                 rows[C + c] = planes[:, c]

@@ -31,13 +31,16 @@ def categorical(
     drawn (the draw is never 0). ``uniform``, of shape ``probs.shape[:-1]`` exactly, gives the draws in
     [0, 1) (``torch.rand``'s range) instead of drawing them from ``generator``.
     """
+    # the CDF and the draw in at least float32, whatever the weights' precision: a bfloat16 draw (8 bits)
+    # would round every u above 1 - 2^-9 to 1, a target of 0, and so the first index whatever its weight
+    acc = torch.promote_types(probs.dtype, torch.float32)
     if uniform is None:
-        u = torch.rand(probs.shape[:-1], generator=generator, device=probs.device, dtype=probs.dtype)
+        u = torch.rand(probs.shape[:-1], generator=generator, device=probs.device, dtype=acc)
     else:
-        u = uniform.to(probs.dtype)
+        u = uniform.to(acc)
     if probs.is_cuda:
         return _inverse_cdf_by_columns(probs, u)
-    cdf = probs.cumsum(-1)
+    cdf = probs.cumsum(-1, dtype=acc)
     # the first index whose cumulative weight reaches the draw (the CDF never decreases)
     target = (1.0 - u.unsqueeze(-1)) * cdf[..., -1:]
     return torch.searchsorted(cdf, target).squeeze(-1).clamp(max=probs.shape[-1] - 1)
@@ -47,7 +50,8 @@ def _inverse_cdf_by_columns(probs: torch.Tensor, u: torch.Tensor) -> torch.Tenso
     """:func:`categorical`'s draws with the K categories as the first axis: on a GPU, PyTorch's cumulative sum
     along the last axis is slow for many short rows (it was over half of an eager imagined step's GPU time at
     batch 262,144), while along the first axis each column is one thread's loop. The index is the number of
-    cumulative weights below the draw, which is what ``searchsorted`` finds in a non-decreasing row."""
-    cdf = probs.movedim(-1, 0).contiguous().cumsum(0)  # (K, ...)
+    cumulative weights below the draw, which is what ``searchsorted`` finds in a non-decreasing row; the sum
+    is taken in ``u``'s precision."""
+    cdf = probs.movedim(-1, 0).contiguous().cumsum(0, dtype=u.dtype)  # (K, ...)
     below = cdf < (1.0 - u) * cdf[-1]
     return below.sum(0).clamp_(max=probs.shape[-1] - 1)
