@@ -126,7 +126,11 @@ def main() -> None:
         warm.step(roots, actions)  # the others' actions from the model's head
         warm.step(roots, actions, actions[:, None])  # and given (MCTS gives them)
         first = time.perf_counter() - start
-        compiled_note = f"; torch.compile took {first:.1f} s over the first two steps (compiling)"
+        compiled_note = f"; torch.compile took {first:.1f} s over the first two steps (compiling)" + (
+            ", in fp32 (the bf16 autocast graphs compile in the untimed warm-up round)"
+            if "bf16" in precisions
+            else ""
+        )
         print(f"first two compiled steps: {first:.1f} s", flush=True)
         for B, precision in [(B, prec) for prec in precisions for B in args.batches]:
             amp = "bf16" if precision == "bf16" else "none"

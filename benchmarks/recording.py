@@ -60,6 +60,9 @@ def code_version() -> str:
         return "unknown (not a git checkout)"
     here = commit + (" +changes" if dirty else "")
     if given:
+        if not (commit.startswith(given) or given.startswith(commit)):
+            print(f"recording: GRIDMARL_CODE_VERSION={given} names another commit than git here ({here})",
+                  file=sys.stderr)  # fmt: skip
         return f"{given} (the commit given by GRIDMARL_CODE_VERSION; git here reads {here})"
     return here
 

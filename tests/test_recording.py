@@ -84,7 +84,7 @@ def test_every_quote_of_a_key_in_the_readme_is_replaced(tmp_path):
     assert readme.read_text() == f"{quote}\n<!-- speed:begin -->\nhalf\n"
 
 
-def test_an_edited_benchmark_script_counts_as_changed_code(tmp_path, monkeypatch):
+def test_an_edited_benchmark_script_counts_as_changed_code(tmp_path, monkeypatch, capsys):
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
 
@@ -108,6 +108,11 @@ def test_an_edited_benchmark_script_counts_as_changed_code(tmp_path, monkeypatch
     here = recording.code_version()
     assert here.startswith("fedcba9876 (the commit given by GRIDMARL_CODE_VERSION; git here reads ")
     assert here.endswith(" +changes)")
+    assert "names another commit than git here" in capsys.readouterr().err
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout
+    monkeypatch.setenv("GRIDMARL_CODE_VERSION", commit[:7])  # the same commit: no warning
+    assert recording.code_version().startswith(commit[:7] + " (the commit given by")
+    assert capsys.readouterr().err == ""
 
 
 def test_a_copy_without_git_takes_its_commit_from_the_environment_and_says_so(tmp_path, monkeypatch):
