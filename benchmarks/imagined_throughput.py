@@ -104,15 +104,22 @@ def main() -> None:
     print(f"timing {what}")
     label = "" if not args.untrained else " [untrained model]"
     cuda = args.device.startswith("cuda")
-    precisions = {"none": ["fp32"], "bf16": ["bf16"], "both": ["fp32", "bf16"]}[args.amp]
-    if not cuda:
-        precisions = ["fp32"]
+    amps = {"none": ["none"], "bf16": ["bf16"], "both": ["none", "bf16"]}[args.amp] if cuda else ["none"]
     rows = []
     runs = {}
-    for B, precision in [(B, prec) for prec in precisions for B in args.batches]:
-        name = f"imagined, batch {B:,}" + (" (bf16 autocast)" if precision == "bf16" else "") + label
-        amp = "bf16" if precision == "bf16" else "none"
-        runs[name] = imagined_run(model, game, B, args.steps, args.device, amp)
+
+    def add_step_rows(compile: bool) -> None:  # every batch under every autocast setting asked for
+        for amp in amps:
+            for B in args.batches:
+                name = (
+                    f"imagined, batch {B:,}"
+                    + (", torch.compile" if compile else "")
+                    + (" (bf16 autocast)" if amp == "bf16" else "")
+                    + label
+                )
+                runs[name] = imagined_run(model, game, B, args.steps, args.device, amp, compile=compile)
+
+    add_step_rows(compile=False)
     if not cuda:  # what the step's reused buffers buy, in the same rounds
         B = max(args.batches)
         runs[f"imagined, batch {B:,}, fresh tensors instead of reused buffers{label}"] = imagined_run(
@@ -128,18 +135,11 @@ def main() -> None:
         first = time.perf_counter() - start
         compiled_note = f"; torch.compile took {first:.1f} s over the first two steps (compiling)" + (
             ", in fp32 (the bf16 autocast graphs compile in the untimed warm-up round)"
-            if "bf16" in precisions
+            if "bf16" in amps
             else ""
         )
         print(f"first two compiled steps: {first:.1f} s", flush=True)
-        for B, precision in [(B, prec) for prec in precisions for B in args.batches]:
-            amp = "bf16" if precision == "bf16" else "none"
-            name = (
-                f"imagined, batch {B:,}, torch.compile"
-                + (" (bf16 autocast)" if amp == "bf16" else "")
-                + label
-            )
-            runs[name] = imagined_run(model, game, B, args.steps, args.device, amp, compile=True)
+        add_step_rows(compile=True)
     N = 4096
     runs[f"real vector env, N={N:,}, random opponents (numpy, CPU)"] = real_run({}, N)
 
